@@ -1,0 +1,155 @@
+"""The frozen text-to-image model that gives feedback, loaded from a diffusers folder.
+
+Everything here is frozen (``requires_grad_(False)``, eval mode); gradients flow *through* the
+UNet into the condition only. Normalisation is explicit: this module takes raw pixels in
+``[0, 1]`` and maps them to ``[-1, 1]`` itself, so the CLIP tower's mean/std never leak in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_PROMPT = "a photo of a ."
+
+
+class DiffusionFolderError(ValueError):
+    """The diffusion folder is missing or lacks a required part; the message names it."""
+
+
+def check_diffusion_folder(folder: Path | str) -> Path:
+    """Return ``folder`` if it has the parts this module needs, else raise naming what is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DiffusionFolderError(f"diffusion folder {folder} does not exist")
+    missing = [
+        part for part in ("unet", "scheduler", "text_encoder", "tokenizer") if not (folder / part).is_dir()
+    ]
+    if missing:
+        raise DiffusionFolderError(
+            f"diffusion folder {folder} lacks {', '.join(missing)}/ (expected the diffusers layout: "
+            "unet/, scheduler/, text_encoder/, tokenizer/, optional vae/)"
+        )
+    return folder
+
+
+@dataclass
+class FrozenDiffusion:
+    """UNet + scheduler + optional VAE + the encoded fixed prompt."""
+
+    unet: torch.nn.Module
+    scheduler: Any
+    vae: torch.nn.Module | None
+    prompt_embeds: torch.Tensor  # [1, L, C]: the frozen text embedding of the fixed prompt
+    folder: Path
+
+    @classmethod
+    def load(
+        cls,
+        folder: Path | str,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        prompt: str = DEFAULT_PROMPT,
+    ) -> FrozenDiffusion:
+        """Load the parts with ``from_pretrained(folder, subfolder=...)`` and encode ``prompt`` once.
+
+        The text encoder and tokenizer are dropped after encoding the prompt: the condition is
+        fixed, so keeping them would only cost memory.
+        """
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from transformers import AutoTokenizer, CLIPTextModel
+
+        folder = check_diffusion_folder(folder)
+        unet = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet", torch_dtype=dtype)
+        scheduler = DDPMScheduler.from_pretrained(str(folder), subfolder="scheduler")
+        vae = None
+        if (folder / "vae").is_dir():
+            vae = AutoencoderKL.from_pretrained(str(folder), subfolder="vae", torch_dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), subfolder="tokenizer")
+        text_encoder = CLIPTextModel.from_pretrained(str(folder), subfolder="text_encoder")
+        prompt_embeds = encode_prompt(text_encoder, tokenizer, prompt)
+        for module in (unet, vae):
+            if module is not None:
+                module.requires_grad_(False).eval().to(device)
+        return cls(unet, scheduler, vae, prompt_embeds.to(device=device, dtype=dtype), folder)
+
+    @property
+    def cross_attention_dim(self) -> int:
+        return int(self.unet.config.cross_attention_dim)
+
+    @property
+    def prompt_length(self) -> int:
+        return int(self.prompt_embeds.shape[1])
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.scheduler.config.num_train_timesteps)
+
+    @property
+    def pixel_size(self) -> int:
+        """The image side the UNet's native resolution corresponds to."""
+        size = int(self.unet.config.sample_size)
+        if self.vae is None:
+            return size
+        return size * 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @torch.no_grad()
+    def latents(self, pixels01: torch.Tensor) -> torch.Tensor:
+        """z0 of images in [0, 1]: VAE posterior mean x scaling factor, or pixels in [-1, 1]."""
+        x = pixels01 * 2.0 - 1.0
+        if self.vae is None:
+            size = int(self.unet.config.sample_size)
+            if x.shape[-1] != size or x.shape[-2] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            return x.to(self.unet.dtype)
+        x = x.to(device=self.vae.device, dtype=self.vae.dtype)
+        posterior = self.vae.encode(x).latent_dist
+        return (posterior.mean * self.vae.config.scaling_factor).to(self.unet.dtype)
+
+    def loss(
+        self,
+        z0: torch.Tensor,
+        condition: torch.Tensor,
+        timesteps: torch.Tensor,
+        noise: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-draw diffusion loss and the predictions.
+
+        ``z0`` [B, C, H, W]; ``condition`` [B, L, D]; ``timesteps`` [B, N] and ``noise``
+        [B, N, C, H, W] hold N independent draws per image. All draws go through the UNet in one
+        batch so each gets exactly the same weight (the mean), unlike the public code's 5:1.
+        Returns (loss per image and draw [B, N], prediction [B, N, C, H, W]).
+        """
+        batch, draws = timesteps.shape
+        z = z0.unsqueeze(1).expand(-1, draws, *z0.shape[1:]).reshape(batch * draws, *z0.shape[1:])
+        eps = noise.reshape(batch * draws, *z0.shape[1:]).to(z.dtype)
+        t = timesteps.reshape(-1).to(z0.device)
+        noisy = self.scheduler.add_noise(z, eps, t)
+        cond = condition.unsqueeze(1).expand(-1, draws, *condition.shape[1:])
+        cond = cond.reshape(batch * draws, *condition.shape[1:]).to(self.unet.dtype)
+        pred = self.unet(noisy, t, encoder_hidden_states=cond).sample
+        kind = self.scheduler.config.prediction_type
+        if kind == "epsilon":
+            target = eps
+        elif kind == "v_prediction":
+            target = self.scheduler.get_velocity(z, eps, t)
+        else:
+            raise ValueError(f"unsupported prediction_type {kind!r}: use 'epsilon' or 'v_prediction'")
+        per = F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(1)
+        return per.view(batch, draws), pred.view(batch, draws, *z0.shape[1:])
+
+
+@torch.no_grad()
+def encode_prompt(text_encoder: torch.nn.Module, tokenizer: Any, prompt: str) -> torch.Tensor:
+    """The text embedding [1, L, C] of ``prompt``, padded to the tokenizer's max length (SD style)."""
+    length = int(tokenizer.model_max_length)
+    if length > 4096:  # tokenizers without a declared limit report a huge sentinel
+        length = int(text_encoder.config.max_position_embeddings)
+    ids = tokenizer(prompt, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+    text_encoder.eval()
+    return text_encoder(ids.input_ids)[0]
