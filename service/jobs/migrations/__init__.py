@@ -1,0 +1,1 @@
+"""Alembic migrations of the job store, driven from code (no alembic.ini): see ``db.migrate``."""

@@ -1,0 +1,173 @@
+"""The job store on SQLite and on PostgreSQL: migrations, transitions, races, recovery queries."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from service.jobs import JobNotFound, JobStateError, JobStatus, JobStore, owner_of
+from service.jobs.db import dispose_engines, get_engine
+
+PG_URL = os.environ.get("DIVA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    """A private schema per test, so parallel runs and reruns never collide."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL answers at {PG_URL} (set DIVA_TEST_POSTGRES_URL): {exc.orig}")
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    dispose_engines()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "sqlite":
+        yield JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+        dispose_engines()
+    else:
+        yield from (JobStore(url) for url in _postgres_schema_url())
+
+
+def _new(store: JobStore, owner: str | None = None, **kw: object) -> str:
+    job = store.create(
+        base_model="lab-clip-base",
+        dataset="ds-1",
+        recipe="diva",
+        diffusion="lab-sd",
+        params={"steps": 4},
+        owner=owner,
+        **kw,  # type: ignore[arg-type]
+    )
+    return job.id
+
+
+def test_migration_creates_schema_once(store: JobStore) -> None:
+    from sqlalchemy import inspect
+
+    job_id = _new(store)
+    engine = get_engine(store.url)
+    assert "jobs" in inspect(engine).get_table_names()
+    assert "alembic_version" in inspect(engine).get_table_names()
+    dispose_engines()  # a second process would migrate again: must be a no-op
+    again = JobStore(store.url)
+    assert again.get(job_id).status == "queued"
+
+
+def test_lifecycle_success(store: JobStore) -> None:
+    job_id = _new(store)
+    store.mark_enqueued(job_id)
+    claim = store.claim(job_id, "w1", stale_after_s=60)
+    assert claim.job is not None and claim.job.attempts == 1
+    assert store.heartbeat(job_id, "w1", {"step": 2, "total": 4, "loss": 0.5})
+    assert store.get(job_id).progress == {"step": 2, "total": 4, "loss": 0.5}
+    assert store.finish(job_id, "w1", JobStatus.succeeded, result_model="m-1", metrics={"a": 1.0})
+    job = store.get(job_id)
+    assert (job.status, job.result_model, job.metrics) == ("succeeded", "m-1", {"a": 1.0})
+    assert job.finished_at is not None and job.finished_at >= job.created_at
+    # a redelivered message for a finished job is a no-op
+    assert store.claim(job_id, "w2", stale_after_s=60).job is None
+
+
+def test_claim_refuses_live_holder_and_takes_over_stale_one(store: JobStore) -> None:
+    job_id = _new(store)
+    assert store.claim(job_id, "w1", stale_after_s=60).job is not None
+    refused = store.claim(job_id, "w2", stale_after_s=60)
+    assert refused.job is None and "w1" in refused.reason
+    time.sleep(0.3)
+    taken = store.claim(job_id, "w2", stale_after_s=0.1)
+    assert taken.job is not None and taken.job.attempts == 2
+    # the old holder has lost the job: its heartbeat and result are refused
+    assert not store.heartbeat(job_id, "w1")
+    assert not store.finish(job_id, "w1", JobStatus.failed, error="x")
+    assert store.get(job_id).status == "running"
+
+
+def test_cancel_queued_never_starts(store: JobStore) -> None:
+    job_id = _new(store)
+    assert store.request_cancel(job_id).status == "cancelled"
+    assert store.claim(job_id, "w1", stale_after_s=60).job is None
+    with pytest.raises(JobStateError, match="already cancelled"):
+        store.request_cancel(job_id)
+
+
+def test_cancel_running_sets_flag(store: JobStore) -> None:
+    job_id = _new(store)
+    store.claim(job_id, "w1", stale_after_s=60)
+    assert not store.cancel_requested(job_id)
+    assert store.request_cancel(job_id).status == "running"
+    assert store.cancel_requested(job_id)
+    assert store.finish(job_id, "w1", JobStatus.cancelled, message="stopped")
+
+
+def test_queued_limit_per_owner(store: JobStore) -> None:
+    alice, bob = owner_of("alice"), owner_of("bob")
+    for _ in range(2):
+        _new(store, owner=alice, max_queued=2)
+    with pytest.raises(JobStateError, match="at most 2 queued"):
+        _new(store, owner=alice, max_queued=2)
+    _new(store, owner=bob, max_queued=2)
+    assert store.count_queued(alice) == 2 and store.count_queued(bob) == 1
+    assert len(store.list(owner=alice)) == 2
+
+
+def test_concurrent_claims_have_one_winner(store: JobStore) -> None:
+    job_id = _new(store)
+    store.get(job_id)
+    winners: list[str] = []
+
+    def claim(name: str) -> None:
+        if store.claim(job_id, name, stale_after_s=60).job is not None:
+            winners.append(name)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    assert store.get(job_id).attempts == 1
+
+
+def test_lost_jobs(store: JobStore) -> None:
+    from service.jobs.models import utcnow
+
+    never_sent = _new(store)
+    sent = _new(store)
+    store.mark_enqueued(sent)
+    dead = _new(store)
+    store.claim(dead, "w1", stale_after_s=60)
+    done = _new(store)
+    store.claim(done, "w2", stale_after_s=60)
+    store.finish(done, "w2", JobStatus.succeeded)
+    time.sleep(0.2)
+    lost = {job.id for job in store.lost_jobs(stale_after_s=0.1, queued_before=utcnow() - timedelta(hours=1))}
+    assert lost == {never_sent, dead}
+    lost = {job.id for job in store.lost_jobs(stale_after_s=60, queued_before=utcnow())}
+    assert lost == {never_sent, sent}
+
+
+def test_unknown_job(store: JobStore) -> None:
+    with pytest.raises(JobNotFound):
+        store.get("nope")
+    with pytest.raises(JobNotFound):
+        store.request_cancel("nope")
