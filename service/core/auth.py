@@ -1,0 +1,52 @@
+"""API keys with two scopes: ``inference`` (embed, classify, read models) and ``train``.
+
+``DIVA_API_KEYS`` holds ``key`` (inference) or ``key:train`` (inference + train + export),
+comma separated. No keys configured means the service is open (local use, tests).
+"""
+
+from __future__ import annotations
+
+import hmac
+from enum import Enum
+
+from service.core.errors import ApiError
+
+
+class Scope(str, Enum):
+    INFERENCE = "inference"
+    TRAIN = "train"
+
+
+def parse_api_keys(entries: list[str]) -> dict[str, set[Scope]]:
+    """``["a", "b:train"]`` -> ``{"a": {inference}, "b": {inference, train}}``; bad scopes raise."""
+    keys: dict[str, set[Scope]] = {}
+    for entry in entries:
+        key, _, scope = entry.partition(":")
+        key = key.strip()
+        scope = scope.strip() or Scope.INFERENCE.value
+        if not key:
+            raise ValueError("empty API key in DIVA_API_KEYS")
+        if scope not in {s.value for s in Scope}:
+            raise ValueError(f"unknown scope {scope!r} for an API key: use 'key' or 'key:train'")
+        scopes = {Scope.INFERENCE} | ({Scope.TRAIN} if scope == Scope.TRAIN.value else set())
+        keys.setdefault(key, set()).update(scopes)
+    return keys
+
+
+def check_key(keys: dict[str, set[Scope]], presented: str | None, needed: Scope) -> str | None:
+    """Return the matching key (None when auth is off); raise 401 / 403 as :class:`ApiError`."""
+    if not keys:
+        return None
+    if not presented:
+        raise ApiError(
+            401,
+            "authentication_error",
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    for key, scopes in keys.items():
+        if hmac.compare_digest(key.encode(), presented.encode()):
+            if needed not in scopes:
+                raise ApiError(403, "permission_error", f"this API key lacks the '{needed.value}' scope")
+            return key
+    raise ApiError(401, "authentication_error", "invalid API key", headers={"WWW-Authenticate": "Bearer"})

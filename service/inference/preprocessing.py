@@ -1,0 +1,78 @@
+"""The model's own preprocessing and tokenizer, so served embeddings equal open_clip's.
+
+Images go through :func:`trainer.backbones.factory.eval_transform` built from the preprocess
+config stored with the model (the same code path open_clip uses for its validation transform);
+texts through the model's open_clip tokenizer. Both run in the gateway, whatever the runtime,
+which then only ever sees arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class ModelIO:
+    """Turns PIL images and strings into the arrays an :class:`EncoderRuntime` accepts."""
+
+    preprocess_cfg: dict[str, Any]
+    tokenizer: Callable[..., Any]
+    context_length: int
+    embed_dim: int
+
+    def __post_init__(self) -> None:
+        from trainer.backbones.factory import eval_transform
+
+        self._transform = eval_transform(self.preprocess_cfg)
+
+    @property
+    def image_size(self) -> int:
+        size = self.preprocess_cfg["size"]
+        return int(size if isinstance(size, int) else size[0])
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """One image -> float32 [3, H, W], resized, cropped and normalised as the model expects."""
+        return self._transform(image).numpy().astype(np.float32, copy=False)
+
+    def tokens(self, texts: list[str]) -> np.ndarray:
+        """Texts -> int64 [N, context_length] (truncated the way open_clip truncates)."""
+        out = self.tokenizer(texts, context_length=self.context_length)
+        return np.asarray(out.numpy() if hasattr(out, "numpy") else out, dtype=np.int64)
+
+    def count_tokens(self, tokens: np.ndarray) -> int:
+        """Non-padding tokens: what the ``usage`` field of an embeddings response reports."""
+        return int((tokens != 0).sum())
+
+
+def preprocess_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Complete a stored preprocess config with open_clip's defaults (size, mean, std, ...)."""
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    cfg = merge_preprocess_dict(asdict(PreprocessCfg()), config)
+    size = cfg["size"]
+    if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
+        cfg["size"] = int(size[0])
+    return dict(cfg)
+
+
+def model_io_from_open_clip_folder(folder: Path) -> ModelIO:
+    """Read ``open_clip_config.json`` only (no weights): what a non-torch runtime needs."""
+    import open_clip
+
+    from trainer.artifacts import OPEN_CLIP_CONFIG
+
+    config = json.loads((folder / OPEN_CLIP_CONFIG).read_text())
+    model_cfg = config["model_cfg"]
+    return ModelIO(
+        preprocess_cfg=preprocess_from_config(config.get("preprocess_cfg", {})),
+        tokenizer=open_clip.get_tokenizer(f"local-dir:{folder}"),
+        context_length=int(model_cfg.get("text_cfg", {}).get("context_length", 77)),
+        embed_dim=int(model_cfg["embed_dim"]),
+    )

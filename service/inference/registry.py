@@ -1,0 +1,316 @@
+"""Which models exist, and the loaded ones kept in an LRU under a memory budget.
+
+Models come from three places: the built-in lab models (``trainer/lab/builtin``), the registry
+folder ``$DIVA_HOME/models`` (every finished job lands there) and ``DIVA_MODELS`` entries
+(``id=open_clip_name:tag_or_path``, ``id=hf-hub:org/repo`` or ``id=/path/to/open_clip_folder``).
+Folders are re-read when an unknown id is asked for and a manifest's mtime is checked on every
+``get``, so a model written later (or rewritten in place) is served without a restart.
+
+Runtimes are built by name through :data:`RUNTIME_FACTORIES` (``torch``, ``onnx``; the export
+area adds ``triton`` with :func:`register_runtime`). The chosen runtime is the request's
+``runtime`` (query parameter or body field), else ``DIVA_RUNTIME``; each (model, runtime) pair
+is loaded once. Nothing here imports torch until a model is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact, ModelManifest, list_artifacts
+
+if TYPE_CHECKING:
+    from service.core.config import Settings
+    from service.inference.preprocessing import ModelIO
+    from service.inference.runtime import EncoderRuntime
+
+log = logging.getLogger("diva.registry")
+
+
+class ModelNotFound(LookupError):
+    """No model with this id; the message lists the ids that exist."""
+
+
+class RuntimeUnavailable(ValueError):
+    """The runtime is unknown, or the model lacks the files that runtime needs."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from; cheap to build (reads a manifest at most)."""
+
+    id: str
+    source: str
+    pretrained: str | None = None
+    artifact: ModelArtifact | None = None
+    manifest: ModelManifest | None = None
+    version: int = 0  # manifest mtime (ns): a rewrite means a new version
+
+    def describe(self) -> dict[str, Any]:
+        """Public facts for ``/v1/models``: base, recipe, dims, image size, eval, lineage."""
+        info: dict[str, Any] = {"id": self.id, "source": "registry" if self.artifact else "config"}
+        if self.manifest is not None:
+            m = self.manifest
+            info.update(
+                architecture=m.architecture,
+                base=m.base,
+                recipe=m.recipe,
+                job=m.job,
+                created=m.created,
+                embed_dim=m.embed_dim,
+                image_size=m.image_size,
+                patch_size=m.patch_size,
+                context_length=m.context_length,
+                eval=m.eval,
+                lineage=m.lineage,
+                description=m.description,
+            )
+        else:
+            info.update(architecture=self.source, pretrained=self.pretrained)
+        if self.artifact is not None:
+            info["formats"] = [
+                name
+                for name, folder in (
+                    ("open_clip", self.artifact.open_clip_dir),
+                    ("hf", self.artifact.hf_dir),
+                    ("onnx", self.artifact.onnx_dir),
+                    ("triton", self.artifact.triton_dir),
+                )
+                if folder.is_dir()
+            ]
+        return info
+
+
+RuntimeFactory = Callable[["ModelSpec", "Settings"], "EncoderRuntime"]
+
+
+def _torch_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
+    from service.inference.torch_runtime import TorchRuntime
+
+    return TorchRuntime.load(
+        spec.source, spec.pretrained, device=settings.device, precision=settings.precision
+    )
+
+
+def _onnx_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
+    from service.inference.onnx_runtime import OnnxRuntime
+
+    if spec.artifact is None:
+        raise RuntimeUnavailable(f"model {spec.id!r} is not a registry folder, so it has no ONNX export")
+    return OnnxRuntime.load(spec.artifact.onnx_dir, device=settings.device)
+
+
+RUNTIME_FACTORIES: dict[str, RuntimeFactory] = {"torch": _torch_factory, "onnx": _onnx_factory}
+
+
+def register_runtime(name: str, factory: RuntimeFactory) -> None:
+    """Make a runtime selectable by name (``?runtime=name`` or ``DIVA_RUNTIME=name``)."""
+    RUNTIME_FACTORIES[name] = factory
+
+
+def parse_model_entry(entry: str) -> ModelSpec:
+    """``id=source`` from ``DIVA_MODELS`` -> a spec; bad entries raise naming the entry."""
+    from trainer.artifacts import InvalidModelId, check_model_id
+
+    model_id, sep, source = entry.partition("=")
+    if not sep or not source.strip():
+        raise ValueError(
+            f"bad DIVA_MODELS entry {entry!r}: expected 'id=open_clip_name:tag_or_path', "
+            "'id=hf-hub:org/repo' or 'id=/path/to/open_clip_folder'"
+        )
+    try:
+        model_id = check_model_id(model_id.strip())
+    except InvalidModelId as exc:
+        raise ValueError(f"bad DIVA_MODELS entry {entry!r}: {exc}") from None
+    source = source.strip()
+    if source.startswith(("hf-hub:", "local-dir:")) or Path(source).is_dir():
+        return ModelSpec(id=model_id, source=source)
+    name, _, pretrained = source.partition(":")
+    return ModelSpec(id=model_id, source=name, pretrained=pretrained or None)
+
+
+@dataclass
+class LoadedModel:
+    """A model in memory: its runtime, its preprocessing, its batchers and inference thread."""
+
+    spec: ModelSpec
+    runtime_name: str
+    runtime: EncoderRuntime
+    io: ModelIO
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "diva-infer"))
+    batchers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(getattr(self.runtime, "memory_bytes", 0) or 0)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False)
+        self.runtime.close()
+
+
+class ModelRegistry:
+    """Reads the model folders; loads models lazily; evicts the least recently used."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        roots: list[Path] | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.roots = roots if roots is not None else [BUILTIN_MODELS_DIR, settings.models_dir]
+        self.budget_bytes = settings.model_memory_budget_mb << 20
+        self._on_change = on_change
+        self._lock = threading.RLock()
+        self._load_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._specs: dict[str, ModelSpec] = {}
+        self._loaded: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._configured = [parse_model_entry(e) for e in settings.models]
+        self.refresh()
+
+    # --- what exists -------------------------------------------------------------------------
+    def refresh(self) -> list[str]:
+        """Re-scan the folders (cheap: manifests only); return the ids now known."""
+        specs: dict[str, ModelSpec] = {}
+        for artifact in list_artifacts(*self.roots):
+            spec = self._spec_of(artifact)
+            if spec is not None:
+                specs[spec.id] = spec
+        for spec in self._configured:
+            specs.setdefault(spec.id, spec)
+        with self._lock:
+            self._specs = specs
+        return sorted(specs)
+
+    @staticmethod
+    def _spec_of(artifact: ModelArtifact) -> ModelSpec | None:
+        try:
+            manifest = artifact.read_manifest()
+            version = artifact.manifest_path.stat().st_mtime_ns
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "skipping model folder with a bad manifest",
+                extra={"path": str(artifact.root), "error": str(exc)},
+            )
+            return None
+        if not manifest.published:
+            return None
+        return ModelSpec(
+            id=artifact.id,
+            source=str(artifact.open_clip_dir),
+            artifact=artifact,
+            manifest=manifest,
+            version=version,
+        )
+
+    def list(self) -> list[ModelSpec]:
+        self.refresh()
+        with self._lock:
+            return [self._specs[k] for k in sorted(self._specs)]
+
+    def spec(self, model_id: str) -> ModelSpec:
+        """The current spec of ``model_id`` (re-reading its manifest if it changed on disk)."""
+        with self._lock:
+            spec = self._specs.get(model_id)
+        if spec is not None and spec.artifact is not None:
+            try:
+                changed = spec.artifact.manifest_path.stat().st_mtime_ns != spec.version
+            except OSError:
+                changed = True
+            if changed:
+                spec = None
+        if spec is None:
+            self.refresh()
+            with self._lock:
+                spec = self._specs.get(model_id)
+        if spec is None:
+            known = ", ".join(sorted(self._specs)) or "none"
+            raise ModelNotFound(f"unknown model {model_id!r}; available: {known}")
+        return spec
+
+    def artifact(self, model_id: str) -> ModelArtifact:
+        spec = self.spec(model_id)
+        if spec.artifact is None:
+            raise ModelNotFound(f"model {model_id!r} comes from DIVA_MODELS and has no registry folder")
+        return spec.artifact
+
+    # --- what is loaded ----------------------------------------------------------------------
+    def runtime_name(self, requested: str | None) -> str:
+        name = requested or self.settings.runtime
+        if name not in RUNTIME_FACTORIES:
+            raise RuntimeUnavailable(
+                f"unknown runtime {name!r}; available: {', '.join(sorted(RUNTIME_FACTORIES))}"
+            )
+        return name
+
+    def get(self, model_id: str, runtime: str | None = None) -> LoadedModel:
+        """The loaded model (loading it on first use; blocking: call from a worker thread)."""
+        spec = self.spec(model_id)
+        name = self.runtime_name(runtime)
+        key = (model_id, name)
+        with self._lock:
+            loaded = self._loaded.get(key)
+            if loaded is not None and loaded.spec.version == spec.version:
+                self._loaded.move_to_end(key)
+                return loaded
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
+        with load_lock:
+            with self._lock:
+                loaded = self._loaded.get(key)
+                if loaded is not None and loaded.spec.version == spec.version:
+                    return loaded
+            fresh = self._load(spec, name)
+            with self._lock:
+                stale = self._loaded.pop(key, None)
+                self._loaded[key] = fresh
+                evicted = self._evict(keep=key)
+            for old in [stale, *evicted]:
+                if old is not None:
+                    old.close()
+            if self._on_change:
+                self._on_change()
+            return fresh
+
+    def _load(self, spec: ModelSpec, runtime_name: str) -> LoadedModel:
+        log.info("loading model", extra={"model": spec.id, "runtime": runtime_name})
+        runtime = RUNTIME_FACTORIES[runtime_name](spec, self.settings)
+        io = getattr(runtime, "io", None)
+        if io is None:
+            from service.inference.preprocessing import model_io_from_open_clip_folder
+
+            if spec.artifact is None or not spec.artifact.open_clip_dir.is_dir():
+                raise RuntimeUnavailable(f"model {spec.id!r} has no open_clip config to preprocess with")
+            io = model_io_from_open_clip_folder(spec.artifact.open_clip_dir)
+        return LoadedModel(spec=spec, runtime_name=runtime_name, runtime=runtime, io=io)
+
+    def _evict(self, keep: tuple[str, str]) -> list[LoadedModel]:
+        evicted = []
+        while (
+            len(self._loaded) > 1 and sum(m.memory_bytes for m in self._loaded.values()) > self.budget_bytes
+        ):
+            key = next(k for k in self._loaded if k != keep)
+            evicted.append(self._loaded.pop(key))
+            log.info("evicted model", extra={"model": key[0], "runtime": key[1]})
+        return evicted
+
+    def loaded(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._loaded)
+
+    def close(self) -> None:
+        with self._lock:
+            models, self._loaded = list(self._loaded.values()), OrderedDict()
+        for model in models:
+            model.close()

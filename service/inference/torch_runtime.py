@@ -1,0 +1,81 @@
+"""PyTorch runtime: the open_clip model in inference mode (fp32 on CPU, bf16/fp16 on GPU)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from service.inference.preprocessing import ModelIO
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """'auto' -> fp32 on CPU (exact parity with open_clip), bf16 on GPU (throughput)."""
+    if precision == "auto":
+        return "fp32" if device == "cpu" else "bf16"
+    if precision not in {"fp32", "bf16", "fp16"}:
+        raise ValueError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16")
+    return precision
+
+
+class TorchRuntime:
+    """Wraps one open_clip CLIP; arrays in, float32 arrays out (see ``EncoderRuntime``)."""
+
+    name = "torch"
+
+    def __init__(self, bundle: Any, *, device: str = "cpu", precision: str = "fp32") -> None:
+        self.bundle = bundle
+        self.model = bundle.model.eval().requires_grad_(False)
+        self.device = torch.device(device)
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.model.to(self.device, dtype=self.dtype)
+        scale = getattr(self.model, "logit_scale", None)
+        self.logit_scale = float(scale.float().exp().item()) if scale is not None else 100.0
+        bias = getattr(self.model, "logit_bias", None)
+        self.logit_bias = float(bias.float().item()) if bias is not None else None
+        self.memory_bytes = sum(
+            t.numel() * t.element_size() for t in [*self.model.parameters(), *self.model.buffers()]
+        )
+        self.io = ModelIO(
+            preprocess_cfg=dict(bundle.preprocess_cfg),
+            tokenizer=bundle.tokenizer,
+            context_length=bundle.context_length,
+            embed_dim=bundle.embed_dim,
+        )
+
+    @classmethod
+    def load(cls, source: str, pretrained: str | None, *, device: str, precision: str) -> TorchRuntime:
+        from trainer.backbones.factory import create_clip
+
+        device = resolve_device(device)
+        bundle = create_clip(source, pretrained, device="cpu")
+        return cls(bundle, device=device, precision=resolve_precision(precision, device))
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        return self.encode_image_tensor(torch.from_numpy(np.ascontiguousarray(pixels)))
+
+    @torch.inference_mode()
+    def encode_image_tensor(self, pixels: torch.Tensor) -> np.ndarray:
+        """Tensor entry (already on the device, e.g. decoded on the GPU) -> float32 numpy."""
+        pixels = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
+        return self.model.encode_image(pixels).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_texts(self, tokens: np.ndarray) -> np.ndarray:
+        ids = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).to(self.device)
+        return self.model.encode_text(ids).float().cpu().numpy()
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+        self.bundle = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

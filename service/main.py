@@ -1,0 +1,85 @@
+"""The FastAPI app factory. ``uvicorn --factory service.main:create_app`` serves it.
+
+Nothing is built at import time: :func:`create_app` reads settings, scans the model folders
+(manifests only) and wires middleware, error handlers and routers; the lifespan preloads the
+default model off the event loop and frees models and threads on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.core.auth import parse_api_keys
+from service.core.config import Settings, get_settings
+from service.core.errors import install_error_handlers
+from service.core.logging import configure_logging
+from service.core.metrics import Metrics
+from service.core.middleware import RequestContextMiddleware
+from service.inference.registry import ModelRegistry
+
+log = logging.getLogger("diva.service")
+
+DESCRIPTION = """CLIP-style encoders post-trained with diffusion feedback, served over REST.
+
+OpenAI-compatible `/v1/embeddings` (texts and images), zero-shot `/v1/classify`, the model
+registry under `/v1/models`, training jobs under `/v1/jobs`. Errors are always
+`{"error": {"type": ..., "message": ...}}`.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    registry: ModelRegistry = app.state.registry
+    if settings.default_model in {spec.id for spec in registry.list()}:
+        try:
+            await asyncio.to_thread(registry.get, settings.default_model)
+        except Exception:
+            log.exception("could not preload the default model", extra={"model": settings.default_model})
+    try:
+        yield
+    finally:
+        app.state.decode_executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(registry.close)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service for ``settings`` (default: the environment's)."""
+    settings = settings or get_settings()
+    configure_logging()
+    metrics = Metrics()
+    app = FastAPI(
+        title="diva-serve",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.api_keys = parse_api_keys(settings.api_keys)
+    app.state.registry = ModelRegistry(
+        settings, on_change=lambda: metrics.models_loaded.set(len(app.state.registry.loaded()))
+    )
+    app.state.decode_executor = ThreadPoolExecutor(max(1, settings.decode_workers), "diva-decode")
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics)
+
+    from service.api.router import api_router
+
+    app.include_router(api_router)
+    return app

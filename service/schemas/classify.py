@@ -1,0 +1,70 @@
+"""``/v1/classify``: zero-shot labels for images, best first."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_TEMPLATES = ("a photo of a {}.",)
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "lab-clip-diva",
+                    "images": ["data:image/png;base64,iVBORw0..."],
+                    "labels": ["circle", "square", "triangle"],
+                    "templates": ["a photo of a {}.", "a drawing of a {}."],
+                    "top_k": 2,
+                }
+            ]
+        },
+    )
+
+    images: list[str] = Field(min_length=1, description="base64 or data URIs")
+    labels: list[str] = Field(min_length=1, description="Candidate labels (distinct).")
+    templates: list[str] | None = Field(
+        None, description="Prompt templates with '{}' where the label goes; default 'a photo of a {}.'"
+    )
+    model: str | None = None
+    top_k: int | None = Field(None, ge=1, description="Labels returned per image; default all.")
+    runtime: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        if any(not label.strip() for label in labels):
+            raise ValueError("labels must be non-empty strings")
+        if len(set(labels)) != len(labels):
+            raise ValueError("labels must be distinct")
+        return labels
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, templates: list[str] | None) -> list[str] | None:
+        if templates is None:
+            return None
+        if not templates:
+            raise ValueError("templates, when given, must hold at least one template")
+        for template in templates:
+            if template.count("{}") != 1:
+                raise ValueError(f"template {template!r} must contain '{{}}' exactly once")
+        return templates
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class Classification(BaseModel):
+    index: int
+    labels: list[LabelScore]
+
+
+class ClassifyResponse(BaseModel):
+    object: str = "list"
+    model: str
+    data: list[Classification]
