@@ -22,6 +22,7 @@ from service.core.errors import install_error_handlers
 from service.core.logging import configure_logging
 from service.core.metrics import Metrics
 from service.core.middleware import RequestContextMiddleware
+from service.inference.engine import InferenceEngine
 from service.inference.registry import ModelRegistry
 
 log = logging.getLogger("diva.service")
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings, on_change=lambda: metrics.models_loaded.set(len(app.state.registry.loaded()))
     )
     app.state.decode_executor = ThreadPoolExecutor(max(1, settings.decode_workers), "diva-decode")
+    app.state.engine = InferenceEngine(app.state.registry, settings, metrics, app.state.decode_executor)
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

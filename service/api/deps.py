@@ -16,6 +16,7 @@ from service.core.auth import Scope, check_key
 from service.core.config import Settings
 from service.core.errors import ApiError
 from service.core.metrics import Metrics
+from service.inference.engine import InferenceEngine
 from service.inference.registry import ModelRegistry
 
 _bearer = HTTPBearer(auto_error=False, description="API key from DIVA_API_KEYS")
@@ -33,6 +34,10 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_engine(request: Request) -> InferenceEngine:
+    return request.app.state.engine
+
+
 def _require(scope: Scope):
     def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
@@ -48,6 +53,7 @@ def _require(scope: Scope):
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 InferenceScope = Annotated[str | None, Depends(_require(Scope.INFERENCE))]
 """The API key used (None when auth is off); 401/403 unless it may embed and classify."""
 TrainScope = Annotated[str | None, Depends(_require(Scope.TRAIN))]

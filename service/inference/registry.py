@@ -314,3 +314,15 @@ class ModelRegistry:
             models, self._loaded = list(self._loaded.values()), OrderedDict()
         for model in models:
             model.close()
+
+
+def peek_loaded(registry: ModelRegistry, model_id: str, runtime: str | None) -> LoadedModel | None:
+    """The loaded model if it is already in memory and current; never loads (event-loop safe)."""
+    spec = registry.spec(model_id)
+    key = (model_id, registry.runtime_name(runtime))
+    with registry._lock:
+        loaded = registry._loaded.get(key)
+        if loaded is not None and loaded.spec.version == spec.version:
+            registry._loaded.move_to_end(key)
+            return loaded
+    return None

@@ -1,0 +1,48 @@
+"""``/v1/classify``: zero-shot labels for images, with cached label embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+
+from service.api.deps import EngineDep, InferenceScope, SettingsDep
+from service.api.routes.embeddings import check_count, image_bytes
+from service.schemas.classify import DEFAULT_TEMPLATES, ClassifyRequest, ClassifyResponse
+from service.schemas.errors import error_responses
+
+router = APIRouter(prefix="/v1/classify", tags=["classify"])
+
+
+@router.post(
+    "",
+    response_model=ClassifyResponse,
+    responses=error_responses(400, 401, 403, 404, 413, 422, 429),
+    summary="Zero-shot classification: ranked labels with probabilities, best first",
+)
+async def classify(
+    body: ClassifyRequest,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    _: InferenceScope,
+) -> ClassifyResponse:
+    check_count(len(body.images), settings, "images")
+    templates = body.templates or list(DEFAULT_TEMPLATES)
+    check_count(len(body.labels) * len(templates), settings, "label prompts (labels x templates)")
+    blobs = [(index, image_bytes(value, index, settings)) for index, value in enumerate(body.images)]
+    model = await engine.model(body.model, body.runtime)
+    request.state.model = model.id
+    pixels = await engine.preprocess_images(model, blobs)
+    images, classifier = await asyncio.gather(
+        engine.encode_images(model, pixels), engine.label_embeddings(model, body.labels, templates)
+    )
+    probabilities = engine.label_probabilities(model, images, classifier)
+    top_k = min(body.top_k or len(body.labels), len(body.labels))
+    data = []
+    for index, row in enumerate(probabilities):
+        order = row.argsort()[::-1][:top_k]
+        data.append(
+            {"index": index, "labels": [{"label": body.labels[j], "score": float(row[j])} for j in order]}
+        )
+    return ClassifyResponse(model=model.id, data=data)

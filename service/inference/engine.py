@@ -1,0 +1,153 @@
+"""The request path between HTTP handlers and runtimes: decode, preprocess, batch, normalise.
+
+Handlers call :class:`InferenceEngine` with raw inputs and get float32 embeddings back. Image
+decoding and preprocessing run in a thread pool (never on the event loop); forward passes go
+through one :class:`Batcher` per (model, runtime, modality); label embeddings for zero-shot
+classification are cached in an LRU keyed by model version, labels and templates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from concurrent.futures import Executor
+
+import numpy as np
+
+from service.core.config import Settings
+from service.core.errors import ApiError
+from service.core.metrics import Metrics
+from service.images import ImageDecodeError, ImageLimits, decode_image
+from service.inference.batcher import Batcher, QueueFull
+from service.inference.registry import (
+    LoadedModel,
+    ModelNotFound,
+    ModelRegistry,
+    RuntimeUnavailable,
+    peek_loaded,
+)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class InferenceEngine:
+    """One per app (``app.state.engine``)."""
+
+    def __init__(
+        self, registry: ModelRegistry, settings: Settings, metrics: Metrics, decode_executor: Executor
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+        self.decode_executor = decode_executor
+        self.limits = ImageLimits.from_settings(settings)
+        self._labels: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    # --- models ------------------------------------------------------------------------------
+    async def model(self, model_id: str | None, runtime: str | None = None) -> LoadedModel:
+        """The loaded model (404 unknown id, 400 unusable runtime); loads off the event loop."""
+        model_id = model_id or self.settings.default_model
+        try:
+            loaded = peek_loaded(self.registry, model_id, runtime)
+            if loaded is None:
+                loaded = await asyncio.to_thread(self.registry.get, model_id, runtime)
+        except ModelNotFound as exc:
+            raise ApiError(404, "model_not_found", str(exc)) from None
+        except RuntimeUnavailable as exc:
+            raise ApiError.bad_request(str(exc)) from None
+        return loaded
+
+    def batcher(self, model: LoadedModel, modality: str) -> Batcher:
+        batcher = model.batchers.get(modality)
+        if batcher is None:
+            runtime = model.runtime
+            forward = runtime.encode_images if modality == "image" else runtime.encode_texts
+            labels = (model.id, modality)
+            batcher = Batcher(
+                forward,
+                executor=model.executor,
+                max_batch=self.settings.batch_max_size,
+                max_wait_s=self.settings.batch_max_wait_ms / 1000,
+                max_queue=self.settings.batch_queue_size,
+                on_batch=lambda size, seconds: (
+                    self.metrics.batch_size.labels(*labels).observe(size),
+                    self.metrics.batch_seconds.labels(*labels).observe(seconds),
+                ),
+                on_depth=self.metrics.queue_depth.labels(*labels).set,
+            )
+            model.batchers[modality] = batcher
+        return batcher
+
+    async def _run(self, model: LoadedModel, modality: str, items: np.ndarray) -> np.ndarray:
+        try:
+            return await self.batcher(model, modality).submit(items)
+        except QueueFull as exc:
+            self.metrics.rejected.labels(model.id, modality).inc(len(items))
+            raise ApiError(
+                429, "rate_limit_error", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+            ) from None
+
+    # --- images ------------------------------------------------------------------------------
+    def _decode_one(self, model: LoadedModel, data: bytes, index: int) -> np.ndarray:
+        try:
+            image = decode_image(data, self.limits)
+        except ImageDecodeError as exc:
+            raise ApiError(400, "invalid_image", f"input {index}: {exc.reason}") from None
+        return model.io.pixels(image)
+
+    async def preprocess_images(self, model: LoadedModel, blobs: list[tuple[int, bytes]]) -> np.ndarray:
+        """(index, bytes) pairs -> float32 [N, 3, H, W]; the first bad image fails the request."""
+        loop = asyncio.get_running_loop()
+        tasks = [
+            loop.run_in_executor(self.decode_executor, self._decode_one, model, data, index)
+            for index, data in blobs
+        ]
+        try:
+            return np.stack(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def encode_images(self, model: LoadedModel, pixels: np.ndarray) -> np.ndarray:
+        return await self._run(model, "image", pixels)
+
+    # --- texts -------------------------------------------------------------------------------
+    def tokenize(self, model: LoadedModel, texts: list[str]) -> np.ndarray:
+        return model.io.tokens(texts)
+
+    async def encode_tokens(self, model: LoadedModel, tokens: np.ndarray) -> np.ndarray:
+        return await self._run(model, "text", tokens)
+
+    # --- zero-shot ---------------------------------------------------------------------------
+    async def label_embeddings(
+        self, model: LoadedModel, labels: list[str], templates: list[str]
+    ) -> np.ndarray:
+        """[L, D] unit vectors: each label's prompts encoded, normalised, averaged, renormalised."""
+        key = (model.id, model.runtime_name, model.spec.version, tuple(labels), tuple(templates))
+        cached = self._labels.get(key)
+        if cached is not None:
+            self._labels.move_to_end(key)
+            self.metrics.label_cache.labels("hit").inc()
+            return cached
+        self.metrics.label_cache.labels("miss").inc()
+        prompts = [template.replace("{}", label) for label in labels for template in templates]
+        tokens = await asyncio.to_thread(self.tokenize, model, prompts)
+        text = l2_normalize(await self.encode_tokens(model, tokens))
+        per_label = text.reshape(len(labels), len(templates), -1).mean(axis=1)
+        classifier = l2_normalize(per_label).astype(np.float32)
+        self._labels[key] = classifier
+        while len(self._labels) > self.settings.label_cache_size:
+            self._labels.popitem(last=False)
+        return classifier
+
+    @staticmethod
+    def label_probabilities(model: LoadedModel, images: np.ndarray, classifier: np.ndarray) -> np.ndarray:
+        """Softmax over labels of scaled cosine logits (sigmoid for SigLIP-style models)."""
+        logits = model.runtime.logit_scale * l2_normalize(images) @ classifier.T
+        if model.runtime.logit_bias is not None:
+            return 1.0 / (1.0 + np.exp(-(logits + model.runtime.logit_bias)))
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
