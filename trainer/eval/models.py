@@ -35,9 +35,15 @@ def resolve_model(spec: str, roots: Sequence[Path | str] = ()) -> tuple[str, str
 
 def load_model(spec: str, roots: Sequence[Path | str] = (), *, device: str = "cpu") -> Any:
     """A :class:`~trainer.backbones.ClipBundle` for ``spec`` (see :func:`resolve_model`)."""
-    from trainer.backbones import create_clip
+    from trainer.backbones import UnknownBackboneError, create_clip
 
     source, pretrained = resolve_model(spec, roots)
-    bundle = create_clip(source, pretrained, device=device)
+    try:
+        bundle = create_clip(source, pretrained, device=device)
+    except UnknownBackboneError as error:
+        where = ", ".join(str(root) for root in roots) or "no registry roots"
+        raise UnknownBackboneError(
+            f"{spec!r} is no model folder nor a model id in ({where}); {error}"
+        ) from None
     bundle.source = spec
     return bundle
