@@ -76,3 +76,26 @@ def model_io_from_open_clip_folder(folder: Path) -> ModelIO:
         context_length=int(model_cfg.get("text_cfg", {}).get("context_length", 77)),
         embed_dim=int(model_cfg["embed_dim"]),
     )
+
+
+def model_io_from_onnx_export(info: dict[str, Any]) -> ModelIO:
+    """From an ONNX export's ``preprocess.json`` alone (a folder shipped without ``open_clip/``)."""
+    import open_clip
+
+    size = info["size"]
+    cfg = {
+        key: info[key] for key in ("mean", "std", "interpolation", "resize_mode", "fill_color") if key in info
+    }
+    cfg["size"] = size[0] if size[0] == size[1] else tuple(size)
+    context_length = int(info.get("context_length", 77))
+    name = info.get("tokenizer", "open_clip:SimpleTokenizer")
+    if name.startswith("open_clip:"):
+        tokenizer = open_clip.SimpleTokenizer(context_length=context_length)
+    else:
+        tokenizer = open_clip.HFTokenizer(name, context_length=context_length)
+    return ModelIO(
+        preprocess_cfg=preprocess_from_config(cfg),
+        tokenizer=tokenizer,
+        context_length=context_length,
+        embed_dim=int(info["embed_dim"]),
+    )

@@ -288,12 +288,23 @@ class ModelRegistry:
         runtime = RUNTIME_FACTORIES[runtime_name](spec, self.settings)
         io = getattr(runtime, "io", None)
         if io is None:
-            from service.inference.preprocessing import model_io_from_open_clip_folder
-
-            if spec.artifact is None or not spec.artifact.open_clip_dir.is_dir():
-                raise RuntimeUnavailable(f"model {spec.id!r} has no open_clip config to preprocess with")
-            io = model_io_from_open_clip_folder(spec.artifact.open_clip_dir)
+            io = self._model_io(spec, runtime)
         return LoadedModel(spec=spec, runtime_name=runtime_name, runtime=runtime, io=io)
+
+    @staticmethod
+    def _model_io(spec: ModelSpec, runtime: EncoderRuntime) -> ModelIO:
+        """Preprocessing for runtimes without a torch model: open_clip config, else the export's."""
+        from service.inference import preprocessing
+
+        if spec.artifact is not None and spec.artifact.open_clip_dir.is_dir():
+            return preprocessing.model_io_from_open_clip_folder(spec.artifact.open_clip_dir)
+        info = getattr(runtime, "info", None)
+        if info:
+            return preprocessing.model_io_from_onnx_export(info)
+        runtime.close()
+        raise RuntimeUnavailable(
+            f"model {spec.id!r} has no preprocessing config (open_clip/ or preprocess.json)"
+        )
 
     def _evict(self, keep: tuple[str, str]) -> list[LoadedModel]:
         evicted = []

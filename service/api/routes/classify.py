@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from service.api.deps import EngineDep, InferenceScope, SettingsDep
 from service.api.routes.embeddings import check_count, image_bytes
@@ -26,12 +26,13 @@ async def classify(
     engine: EngineDep,
     settings: SettingsDep,
     _: InferenceScope,
+    runtime: str | None = Query(None, description="Runtime override (wins over the body field)."),
 ) -> ClassifyResponse:
     check_count(len(body.images), settings, "images")
     templates = body.templates or list(DEFAULT_TEMPLATES)
     check_count(len(body.labels) * len(templates), settings, "label prompts (labels x templates)")
     blobs = [(index, image_bytes(value, index, settings)) for index, value in enumerate(body.images)]
-    model = await engine.model(body.model, body.runtime)
+    model = await engine.model(body.model, runtime or body.runtime)
     request.state.model = model.id
     pixels = await engine.preprocess_images(model, blobs)
     images, classifier = await asyncio.gather(

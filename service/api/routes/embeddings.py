@@ -7,7 +7,7 @@ import base64
 from typing import Literal
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from service.api.deps import EngineDep, InferenceScope, SettingsDep
@@ -98,6 +98,7 @@ async def create_embeddings(
     engine: EngineDep,
     settings: SettingsDep,
     _: InferenceScope,
+    runtime: str | None = Query(None, description="Runtime override (wins over the body field)."),
 ) -> JSONResponse:
     items = [body.input] if isinstance(body.input, str) else body.input
     check_count(len(items), settings)
@@ -110,7 +111,7 @@ async def create_embeddings(
             texts.append((index, check_text(item.text, index, settings)))
         elif isinstance(item, ImageInput):
             images.append((index, image_bytes(item.image, index, settings)))
-    model = await engine.model(body.model, body.runtime)
+    model = await engine.model(body.model, runtime or body.runtime)
     request.state.model = model.id
     if body.dimensions is not None and body.dimensions != model.io.embed_dim:
         raise ApiError.bad_request(
@@ -136,6 +137,7 @@ async def create_image_embeddings(
     normalize: bool = Form(True),
     encoding_format: Literal["float", "base64"] = Form("float"),
     runtime: str | None = Form(None),
+    runtime_query: str | None = Query(None, alias="runtime"),
 ) -> JSONResponse:
     check_count(len(files), settings, "files")
     blobs = []
@@ -146,7 +148,7 @@ async def create_image_embeddings(
                 400, "invalid_image", f"input {index}: file is larger than {settings.max_image_bytes} bytes"
             )
         blobs.append((index, data))
-    loaded = await engine.model(model, runtime)
+    loaded = await engine.model(model, runtime_query or runtime)
     request.state.model = loaded.id
     vectors, _tokens = await embed(engine, loaded, [], blobs)
     return render(vectors, loaded.id, 0, normalize=normalize, encoding_format=encoding_format)
