@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import classify, embeddings, health, models
+from service.api.routes import classify, datasets, embeddings, health, jobs, models
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(models.router)
 api_router.include_router(embeddings.router)
 api_router.include_router(classify.router)
+api_router.include_router(datasets.router)
+api_router.include_router(jobs.router)
