@@ -18,9 +18,16 @@ class JobSetupError(ValueError):
     """The job names something that does not exist or cannot be combined; the message says what."""
 
 
+def _checked(kind: str, value: str) -> str:
+    try:
+        return check_model_id(value)
+    except ValueError as exc:
+        raise JobSetupError(f"{kind}: {exc}") from None
+
+
 def resolve_diffusion(model_id: str, settings: Settings) -> Path:
     """A diffusion id -> its diffusers folder: ``<home>/diffusion/<id>``, then the built-ins."""
-    check_model_id(model_id)
+    _checked("diffusion", model_id)
     candidates = [settings.home / "diffusion" / model_id, BUILTIN_MODELS_DIR / model_id]
     for folder in candidates:
         if (folder / "model_index.json").is_file() or (folder / "unet").is_dir():
@@ -30,16 +37,23 @@ def resolve_diffusion(model_id: str, settings: Settings) -> Path:
     )
 
 
-def resolve_recipe(recipe: str, diffusion: str) -> str:
-    """A recipe name -> preset: ``lab-<name>`` first when training against a lab diffusion model."""
+def resolve_recipe(recipe: str, diffusion: str, settings: Settings) -> Path:
+    """A recipe name -> its YAML file: ``<home>/recipes/`` (a site's own), then the presets.
+
+    Against a lab diffusion model ``lab-<name>`` is tried first, so ``recipe: diva`` picks the
+    lab-sized variant of DIVA there and the full-size one on SD-2.1.
+    """
     from trainer.recipes import PRESETS_DIR
 
+    _checked("recipe", recipe)
     names = [f"lab-{recipe}", recipe] if diffusion.startswith("lab-") else [recipe]
+    folders = [settings.home / "recipes", PRESETS_DIR]
     for name in names:
-        if (PRESETS_DIR / f"{name}.yaml").is_file():
-            return name
-    choices = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))) or "none installed"
-    raise JobSetupError(f"unknown recipe {recipe!r}; presets: {choices}")
+        for folder in folders:
+            if (folder / f"{name}.yaml").is_file():
+                return folder / f"{name}.yaml"
+    choices = ", ".join(sorted({p.stem for f in folders for p in f.glob("*.yaml")})) or "none installed"
+    raise JobSetupError(f"unknown recipe {recipe!r}; available: {choices}")
 
 
 def build_train_config(
@@ -55,7 +69,7 @@ def build_train_config(
     """The validated TrainConfig for one job (raises :class:`JobSetupError` with the reason)."""
     from trainer.recipes import RecipeError, load_train_config
 
-    preset = resolve_recipe(recipe, diffusion)
+    preset = resolve_recipe(recipe, diffusion, settings)
     fixed = {
         "model": str(base_model_dir),
         "pretrained": None,
@@ -84,7 +98,7 @@ def resolve_base_model(model_id: str, settings: Settings) -> Any:
     """A registry id -> its :class:`ModelArtifact` (same roots and precedence as the service)."""
     from trainer.artifacts import list_artifacts
 
-    check_model_id(model_id)
+    _checked("base_model", model_id)
     artifacts = {a.id: a for a in list_artifacts(BUILTIN_MODELS_DIR, settings.models_dir)}
     if model_id not in artifacts:
         known = ", ".join(sorted(artifacts)) or "none"
