@@ -1,60 +1,11 @@
-"""Serving fixtures: a tiny CLIP written into a temporary registry, an app, a real server."""
+"""Serving fixtures: a tiny CLIP written into a temporary registry and an app around it."""
 
 from __future__ import annotations
 
-import base64
-import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
-TINY_ID = "tiny-clip"
-
-
-def make_tiny_model(models_dir: Path, model_id: str = TINY_ID, seed: int = 0):
-    """Write a random tiny CLIP in registry layout; return its bundle (for parity checks)."""
-    import torch
-
-    from trainer.artifacts import ModelArtifact, ModelManifest
-    from trainer.backbones.factory import create_clip, save_open_clip
-
-    torch.manual_seed(seed)
-    bundle = create_clip("diva-tiny-vit")
-    artifact = ModelArtifact(models_dir / model_id)
-    save_open_clip(bundle, artifact.open_clip_dir)
-    artifact.write_manifest(
-        ModelManifest(
-            id=model_id,
-            architecture=bundle.architecture,
-            embed_dim=bundle.embed_dim,
-            image_size=bundle.image_size,
-            patch_size=8,
-            context_length=bundle.context_length,
-            mean=bundle.mean,
-            std=bundle.std,
-            recipe="test",
-            description="random tiny CLIP for tests",
-        )
-    )
-    return bundle
-
-
-def png_bytes(seed: int, size: int = 48, fmt: str = "PNG") -> bytes:
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size, size + 8, 3), dtype=np.uint8)).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def b64(data: bytes, uri: bool = False) -> str:
-    text = base64.b64encode(data).decode()
-    return f"data:image/png;base64,{text}" if uri else text
+from serving_helpers import TINY_ID, make_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -81,35 +32,3 @@ def client(serving_settings) -> Iterator:
 
     with TestClient(create_app(serving_settings)) as test_client:
         yield test_client
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """uvicorn serving an app in a background thread on a free port."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
