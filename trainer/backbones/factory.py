@@ -15,10 +15,11 @@ registered with open_clip once, so open_clip's factory builds them like any othe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import open_clip
 import torch
@@ -139,6 +140,7 @@ def create_clip(
         model_cfg = open_clip.get_model_config(source)
         preprocess_cfg = {}
 
+    model_cfg = _with_forced(model_cfg, model_kwargs)
     model, _, preprocess = open_clip.create_model_and_transforms(
         open_clip_name, pretrained=pretrained, device=device, precision=precision, **model_kwargs
     )
@@ -165,6 +167,22 @@ def create_clip(
         preprocess_cfg=dict(preprocess_cfg),
         source=source if pretrained is None else f"{source}:{pretrained}",
     )
+
+
+def _with_forced(model_cfg: dict[str, Any], model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Record ``force_*`` overrides in the stored config, so the saved model reloads identically.
+
+    open_clip applies ``force_image_size``/``force_quick_gelu`` to the model it builds but not to
+    ``get_model_config``'s answer; without this, a ViT-L-14 @336 would be saved as a 224 model.
+    """
+    import copy
+
+    cfg = copy.deepcopy(model_cfg)
+    if model_kwargs.get("force_quick_gelu"):
+        cfg["quick_gelu"] = True
+    if model_kwargs.get("force_image_size") is not None:
+        cfg["vision_cfg"] = {**cfg.get("vision_cfg", {}), "image_size": model_kwargs["force_image_size"]}
+    return cfg
 
 
 def eval_transform(preprocess_cfg: dict[str, Any]) -> Callable[[Any], torch.Tensor]:

@@ -98,6 +98,15 @@ class FrozenDiffusion:
             return size
         return size * 2 ** (len(self.vae.config.block_out_channels) - 1)
 
+    def latent_shape(self, crop_size: int) -> tuple[int, int, int]:
+        """Shape of z0 (and of the noise) for square crops of ``crop_size`` pixels."""
+        channels = int(self.unet.config.in_channels)
+        if self.vae is None:
+            side = int(self.unet.config.sample_size)
+            return channels, side, side
+        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return channels, crop_size // factor, crop_size // factor
+
     @torch.no_grad()
     def latents(self, pixels01: torch.Tensor) -> torch.Tensor:
         """z0 of images in [0, 1]: VAE posterior mean x scaling factor, or pixels in [-1, 1]."""
