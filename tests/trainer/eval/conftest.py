@@ -126,3 +126,14 @@ def make_bundle():
 def mmvp_writer():
     """``mmvp_writer(root, pairs, image_dir=...)``: see :func:`write_mmvp`."""
     return write_mmvp
+
+
+@pytest.fixture
+def solid_image():
+    """``solid_image(colour_name, size=16)`` -> a PIL image of one of :data:`COLORS`."""
+    return solid
+
+
+@pytest.fixture
+def color_names() -> list[str]:
+    return list(NAMES)
