@@ -29,6 +29,8 @@ _EXPORTS = {
     "evaluate_clip_benchmark": "trainer.eval.benchmark",
     "make_synthetic": "trainer.eval.synthetic",
     "write_report": "trainer.eval.report",
+    "evaluate_before_after": "trainer.eval.publish",
+    "BeforeAfter": "trainer.eval.publish",
     "zero_shot_gate": "trainer.eval.gate",
     "GateDecision": "trainer.eval.gate",
     "resolve_model": "trainer.eval.models",

@@ -51,3 +51,31 @@ def test_single_model_report(tmp_path):
     assert set(report["mmvp"]) == {"post"} and "zeroshot_chart" not in report["files"]
     assert (tmp_path / "mmvp_patterns.png").stat().st_size > 1000
     assert "**75.0** points (3/4 pairs)" in (tmp_path / "summary.md").read_text()
+
+
+def test_before_after_for_the_worker(tmp_path, make_bundle, solid_image, color_names, mmvp_writer):
+    from trainer.eval.publish import evaluate_before_after
+
+    bench = mmvp_writer(tmp_path / "bench", [("Color", ("red", "blue"), ("red", "blue"))] * 1)
+    for name in color_names:
+        (bench / "classify" / name).mkdir(parents=True)
+        solid_image(name).save(bench / "classify" / name / "0.png")
+    steps = []
+    outcome = evaluate_before_after(
+        make_bundle(blind=True),
+        make_bundle(),
+        bench,
+        tmp_path / "report",
+        progress=lambda d, t: steps.append(d),
+    )
+    assert steps == [1, 2, 3, 4]
+    assert (outcome.base_mmvp.average, outcome.post_mmvp.average) == (0.0, 100.0)
+    assert outcome.post_zeroshot.top1 == 100.0 and outcome.gate.passed
+    summary = outcome.manifest_eval()
+    assert summary["mmvp"]["average"] == 100.0 and summary["mmvp"]["base_average"] == 0.0
+    assert summary["gate"]["passed"] is True
+    for name in ("report.json", "result.json", "base/result.json", "zeroshot.json", "mmvp_patterns.png"):
+        assert (tmp_path / "report" / name).is_file(), name
+    # The other way round the gate fails: the blind model lost all its zero-shot ability.
+    worse = evaluate_before_after(make_bundle(), make_bundle(blind=True), bench, tmp_path / "r2")
+    assert not worse.gate.passed and "failed" in worse.gate.reason

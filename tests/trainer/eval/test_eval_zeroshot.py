@@ -120,3 +120,14 @@ def test_recall_at_k_by_hand():
     assert i2t == {"R@1": 50.0, "R@2": 100.0}
     # caption 1 finds image 0 first; captions 0 and 2 find the other image first.
     assert t2i == {"R@1": pytest.approx(100 / 3), "R@2": 100.0}
+
+
+def test_clip_benchmark_missing_says_how_to_install(make_bundle, tmp_path):
+    import importlib.util
+
+    from trainer.eval.benchmark import ClipBenchmarkMissing, evaluate_clip_benchmark
+
+    if importlib.util.find_spec("clip_benchmark") is not None:
+        pytest.skip("clip_benchmark is installed here")
+    with pytest.raises(ClipBenchmarkMissing, match=r"diva-serve\[benchmarks\]"):
+        evaluate_clip_benchmark(make_bundle(), "cifar10", tmp_path)
