@@ -60,7 +60,22 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(5.0, description="Dynamic batching: longest wait to fill a batch.")
     batch_queue_size: int = Field(1024, description="Queued items per model and modality (429 above).")
     decode_workers: int = Field(4, description="Threads decoding images off the event loop.")
+    image_decoder: str = Field(
+        "pil", description="'pil' (exact, CPU) or 'torchvision' (JPEG decoded on the model's device)."
+    )
     label_cache_size: int = Field(256, description="Label-embedding sets kept for /v1/classify.")
+
+    # --- export / Triton (owner: export) ---------------------------------------------------
+    triton_url: str = Field(
+        "127.0.0.1:8000", description="Triton server 'host:port' (8000 HTTP, 8001 gRPC by default)."
+    )
+    triton_protocol: str = Field("http", description="'http' or 'grpc' (tritonclient).")
+    triton_timeout_s: float = Field(60.0, gt=0, description="Per-request timeout talking to Triton.")
+    triton_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Triton model names per model id, comma separated: 'id=visual_name/textual_name'; "
+        "default '<id>-visual' / '<id>-textual' as `diva export --format triton` names them.",
+    )
 
     # --- jobs -------------------------------------------------------------------------------
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
@@ -81,7 +96,7 @@ class Settings(BaseSettings):
     dataset_max_bytes: int = Field(2 << 30, ge=1, description="Upload size limit, archives expanded.")
     dataset_max_file_bytes: int = Field(64 << 20, ge=1)
 
-    @field_validator("models", "api_keys", "cors_origins", "image_formats", mode="before")
+    @field_validator("models", "api_keys", "cors_origins", "image_formats", "triton_models", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -97,6 +112,11 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Exports made on demand for download (one folder per model version and format)."""
+        return self.home / "exports"
 
     @property
     def resolved_database_url(self) -> str:

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import Any
 
 import numpy as np
 
@@ -32,11 +33,14 @@ BatchObserver = Callable[[int, float], None]
 
 
 class Batcher:
-    """Gather items -> stacked array -> ``forward`` in ``executor`` -> one result row per item."""
+    """Gather items -> ``stack`` -> ``forward`` in ``executor`` -> one result row per item.
+
+    Items are numpy arrays by default; tensor items (GPU-decoded images) pass ``stack=torch.stack``.
+    """
 
     def __init__(
         self,
-        forward: Callable[[np.ndarray], np.ndarray],
+        forward: Callable[[Any], np.ndarray],
         *,
         executor: Executor,
         max_batch: int = 32,
@@ -44,17 +48,19 @@ class Batcher:
         max_queue: int = 1024,
         on_batch: BatchObserver | None = None,
         on_depth: Callable[[int], None] | None = None,
+        stack: Callable[[list[Any]], Any] = np.stack,
     ) -> None:
         if max_batch < 1 or max_queue < 1:
             raise ValueError("max_batch and max_queue must be at least 1")
         self.forward = forward
+        self.stack = stack
         self.executor = executor
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         self._on_batch = on_batch
         self._on_depth = on_depth
-        self._queue: deque[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = deque()
+        self._queue: deque[tuple[Any, asyncio.Future[np.ndarray]]] = deque()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -62,7 +68,7 @@ class Batcher:
     def depth(self) -> int:
         return len(self._queue)
 
-    async def submit(self, items: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    async def submit(self, items: np.ndarray | list[Any]) -> np.ndarray:
         """Encode ``items`` (first axis = items) as part of whatever batches form; rows in order."""
         count = len(items)
         if count == 0:
@@ -105,7 +111,7 @@ class Batcher:
             batch = [(item, future) for item, future in batch if not future.done()]
             if not batch:
                 continue
-            stacked = np.stack([item for item, _ in batch])
+            stacked = self.stack([item for item, _ in batch])
             started = time.perf_counter()
             try:
                 out = await loop.run_in_executor(self.executor, self.forward, stacked)

@@ -28,6 +28,12 @@ from service.inference.registry import (
 )
 
 
+def _stack_tensors(items: list):
+    from service.inference.tensor_decode import stack_tensors
+
+    return stack_tensors(items)
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -63,10 +69,15 @@ class InferenceEngine:
         batcher = model.batchers.get(modality)
         if batcher is None:
             runtime = model.runtime
-            forward = runtime.encode_images if modality == "image" else runtime.encode_texts
-            labels = (model.id, modality)
+            forward, stack = {
+                "image": (runtime.encode_images, np.stack),
+                "text": (runtime.encode_texts, np.stack),
+                "image_tensor": (getattr(runtime, "encode_image_tensor", None), _stack_tensors),
+            }[modality]
+            labels = (model.id, "image" if modality == "image_tensor" else modality)
             batcher = Batcher(
                 forward,
+                stack=stack,
                 executor=model.executor,
                 max_batch=self.settings.batch_max_size,
                 max_wait_s=self.settings.batch_max_wait_ms / 1000,
@@ -97,9 +108,20 @@ class InferenceEngine:
             raise ApiError(400, "invalid_image", f"input {index}: {exc.reason}") from None
         return model.io.pixels(image)
 
-    async def preprocess_images(self, model: LoadedModel, blobs: list[tuple[int, bytes]]) -> np.ndarray:
-        """(index, bytes) pairs -> float32 [N, 3, H, W]; the first bad image fails the request."""
+    async def preprocess_images(
+        self, model: LoadedModel, blobs: list[tuple[int, bytes]]
+    ) -> np.ndarray | list:
+        """(index, bytes) pairs -> float32 [N, 3, H, W] (or device tensors with the torchvision
+        decoder); the first bad image fails the request, naming its index."""
         loop = asyncio.get_running_loop()
+        decoder = self._tensor_decoder(model)
+        if decoder is not None:
+
+            def on_error(position: int, reason: str) -> ApiError:
+                return ApiError(400, "invalid_image", f"input {blobs[position][0]}: {reason}")
+
+            data = [blob for _, blob in blobs]
+            return await loop.run_in_executor(self.decode_executor, decoder, data, on_error)
         tasks = [
             loop.run_in_executor(self.decode_executor, self._decode_one, model, data, index)
             for index, data in blobs
@@ -110,8 +132,20 @@ class InferenceEngine:
             for task in tasks:
                 task.cancel()
 
-    async def encode_images(self, model: LoadedModel, pixels: np.ndarray) -> np.ndarray:
-        return await self._run(model, "image", pixels)
+    async def encode_images(self, model: LoadedModel, pixels: np.ndarray | list) -> np.ndarray:
+        return await self._run(model, "image" if isinstance(pixels, np.ndarray) else "image_tensor", pixels)
+
+    def _tensor_decoder(self, model: LoadedModel):
+        """The torchvision decoder when configured and the runtime takes device tensors."""
+        if self.settings.image_decoder != "torchvision" or not hasattr(model.runtime, "encode_image_tensor"):
+            return None
+        decoder = model.extras.get("tensor_decoder")
+        if decoder is None:
+            from service.inference.tensor_decode import TensorImageDecoder
+
+            decoder = TensorImageDecoder(model.io, model.runtime.device, self.limits)
+            model.extras["tensor_decoder"] = decoder
+        return decoder
 
     # --- texts -------------------------------------------------------------------------------
     def tokenize(self, model: LoadedModel, texts: list[str]) -> np.ndarray:

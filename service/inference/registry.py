@@ -145,6 +145,7 @@ class LoadedModel:
     io: ModelIO
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "diva-infer"))
     batchers: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # per-model helpers (e.g. a GPU decoder)
 
     @property
     def id(self) -> str:
