@@ -74,6 +74,8 @@ def export_model(
     if format == "open_clip":
         from trainer.export.open_clip import export_open_clip
 
+        if isinstance(source, ModelArtifact):
+            options.setdefault("source_dir", source.open_clip_dir)
         return export_open_clip(bundle, out, **options)
     from trainer.export.triton import export_triton
 
