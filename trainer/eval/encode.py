@@ -97,6 +97,11 @@ class FeatureEncoder:
         return torch.cat(out) if out else torch.empty(0, 0)
 
     @torch.no_grad()
+    def pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """L2-normalised features of an already preprocessed batch (e.g. from a DataLoader)."""
+        return F.normalize(self._image_feature_fn(pixels.to(self.device)).float(), dim=-1).cpu()
+
+    @torch.no_grad()
     def texts(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> torch.Tensor:
         """L2-normalised features ``(N, D)`` of strings, tokenised by the bundle's tokenizer."""
         out: list[torch.Tensor] = []

@@ -131,3 +131,29 @@ def test_clip_benchmark_missing_says_how_to_install(make_bundle, tmp_path):
         pytest.skip("clip_benchmark is installed here")
     with pytest.raises(ClipBenchmarkMissing, match=r"diva-serve\[benchmarks\]"):
         evaluate_clip_benchmark(make_bundle(), "cifar10", tmp_path)
+
+
+def test_clip_benchmark_loader_matches_our_zeroshot(tmp_path, solid_image, color_names):
+    """Where clip_benchmark is installed: its fer2013 loader + our scoring == evaluate_zeroshot."""
+    pytest.importorskip("clip_benchmark")
+    pytest.importorskip("sklearn")
+    import torch
+
+    from trainer.backbones import create_clip
+    from trainer.eval.benchmark import evaluate_clip_benchmark
+
+    builder = pytest.importorskip("clip_benchmark.datasets.builder")
+    folders = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    for folder, colour in zip(folders, color_names):
+        (tmp_path / "test" / folder).mkdir(parents=True)
+        for n in range(3):
+            solid_image(colour, size=20 + n).save(tmp_path / "test" / folder / f"{n}.png")
+    torch.manual_seed(0)
+    bundle = create_clip("diva-tiny-vit")
+    metrics = evaluate_clip_benchmark(bundle, "fer2013", tmp_path)
+    reference = builder.build_dataset("fer2013", root=str(tmp_path), split="test", download=False)
+    ours = evaluate_zeroshot(
+        bundle, tmp_path / "test", templates=list(reference.templates), classnames=list(reference.classes)
+    )
+    assert metrics["num_images"] == 21 and metrics["num_classes"] == 7
+    assert metrics["top1"] == pytest.approx(ours.top1) and metrics["top5"] == pytest.approx(ours.top5)
