@@ -51,7 +51,10 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 class FeatureEncoder:
     """Wraps a :class:`~trainer.backbones.ClipBundle` (or anything with ``model``,
-    ``preprocess`` and ``tokenizer``) for evaluation: eval mode, no grad, fp32, one device.
+    ``preprocess`` and ``tokenizer``) for evaluation: no grad, fp32 features, one device.
+
+    The model is moved to ``device`` and put in eval mode (and left so: a training loop that
+    evaluates mid-run calls ``model.train()`` again itself).
 
     ``image_feature_fn`` replaces the pooled embedding (the non-standard DIVA protocol uses it);
     it receives the preprocessed batch and returns un-normalised features.

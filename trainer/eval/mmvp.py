@@ -11,7 +11,8 @@ Protocols:
 * ``standard`` -- the model's pooled image embedding; deterministic; what follow-ups report.
 * ``diva`` -- NOT standard: DIVA's released evaluation for OpenAI towers adds the mean of 76
   patch tokens, drawn at random with replacement, to the pooled token. Kept only to reproduce
-  DIVA's numbers; it is seeded here (``seed``) so that a run can be repeated.
+  DIVA's numbers; it is seeded here (``seed``) so that a run can be repeated. As in DIVA, one
+  draw serves a whole batch, so the numbers depend on ``seed`` and ``batch_size``.
 """
 
 from __future__ import annotations

@@ -145,3 +145,26 @@ def regenerate_golden() -> None:  # pragma: no cover - run by hand after an inte
         "diva": golden_numbers(evaluate_mmvp(bundle, GOLDEN_BENCHMARK, protocol="diva", seed=0)),
     }
     GOLDEN_RESULT.write_text(json.dumps(golden, indent=1) + "\n")
+
+
+def test_open_clip_model_with_sigmoid_bias():
+    """A real open_clip CLIP built with SigLIP's learned bias: sigmoid scores, same picks as softmax."""
+    import copy
+
+    from trainer.backbones import ClipBundle
+
+    bundle = tiny_vit()
+    siglip_like = copy.deepcopy(bundle.model)
+    siglip_like.logit_bias = torch.nn.Parameter(torch.tensor([-4.0]))
+    biased = ClipBundle(**{**bundle.__dict__, "model": siglip_like})
+    plain, sigmoid = evaluate_mmvp(bundle, GOLDEN_BENCHMARK), evaluate_mmvp(biased, GOLDEN_BENCHMARK)
+    assert sigmoid.extra["logit_bias"] == pytest.approx(-4.0) and plain.extra["logit_bias"] is None
+    assert [p.picks for p in sigmoid.pairs] == [p.picks for p in plain.pairs]
+    scale = plain.extra["logit_scale"]
+    for soft, sig in zip(plain.pairs, sigmoid.pairs):
+        for s in (0, 1):
+            # softmax p0 = sigmoid(l0 - l1); the sigmoid scores are sigmoid(l_i + bias) per image.
+            l0 = math.log(sig.scores[s][0] / (1 - sig.scores[s][0])) + 4.0
+            l1 = math.log(sig.scores[s][1] / (1 - sig.scores[s][1])) + 4.0
+            assert soft.scores[s][0] == pytest.approx(1 / (1 + math.exp(l1 - l0)), abs=1e-6)
+            assert abs(l0) <= scale + 1e-4  # a cosine times the model's own scale
