@@ -42,9 +42,11 @@ def latest_checkpoint(output_dir: Path | str) -> Path | None:
 
 
 def rng_states() -> dict[str, Any]:
+    """Global RNG states in plain types and tensors, so ``torch.load(weights_only=True)`` reads them."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     states: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -54,7 +56,8 @@ def rng_states() -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -102,7 +105,7 @@ def load_checkpoint(
     fingerprint: dict[str, Any],
 ) -> dict[str, Any]:
     """Restore weights, optimiser and RNG states; return the payload (step, extra)."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     differ = sorted(
         key
         for key in set(fingerprint) | set(payload["fingerprint"])
