@@ -32,9 +32,21 @@ def _roots() -> list[Path]:
 
 
 def _load(spec: str, device: str) -> Any:
+    """Registry folders first (built-in, ``$DIVA_HOME/models``), then ``DIVA_MODELS`` ids."""
+    from service.core.config import get_settings
+    from service.inference.registry import parse_model_entry
     from trainer.eval.models import load_model
 
-    return load_model(spec, _roots(), device=device)
+    roots = _roots()
+    if not any((Path(root) / spec).is_dir() for root in roots):
+        for entry in get_settings().models:
+            configured = parse_model_entry(entry)
+            if configured.id == spec:
+                source = configured.source + (f":{configured.pretrained}" if configured.pretrained else "")
+                bundle = load_model(source, [], device=device)
+                bundle.source = spec
+                return bundle
+    return load_model(spec, roots, device=device)
 
 
 @contextmanager

@@ -128,3 +128,19 @@ def test_bad_input_is_one_clear_line(models, tmp_path):
         app, ["eval", "mmvp", "-m", str(models[0]), "-d", str(GOLDEN_BENCHMARK), "--protocol", "x"]
     )
     assert run.exit_code == 2 and "unknown protocol 'x'" in run.output
+
+
+def test_model_id_from_diva_models(models, diva_home, monkeypatch, tmp_path):
+    from service.core.config import get_settings
+
+    monkeypatch.setenv("DIVA_MODELS", f"listed={models[1]}")
+    get_settings.cache_clear()
+    run = runner.invoke(
+        app, ["eval", "mmvp", "-m", "listed", "-d", str(GOLDEN_BENCHMARK), "-o", str(tmp_path / "l")]
+    )
+    direct = runner.invoke(
+        app, ["eval", "mmvp", "-m", str(models[1]), "-d", str(GOLDEN_BENCHMARK), "-o", str(tmp_path / "d")]
+    )
+    assert run.exit_code == 0 and direct.exit_code == 0, run.output + direct.output
+    results = [json.loads((tmp_path / d / "result.json").read_text()) for d in ("l", "d")]
+    assert results[0]["model"] == "listed" and results[0]["pairs"] == results[1]["pairs"]
