@@ -43,14 +43,20 @@ class _Liveness:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop beating (before the final state is written, so no beat races the finish)."""
         self._done.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
 
     def _beat(self) -> None:
         interval = min(self.settings.job_heartbeat_s, self.settings.job_progress_interval_s)
         while not self._done.wait(interval):
             try:
-                if not self.store.heartbeat(self.job_id, WORKER_NAME, self.progress):
+                alive = self.store.heartbeat(self.job_id, WORKER_NAME, self.progress)
+                if not alive and not self._done.is_set():
                     log.warning("lost the claim on the job; stopping", extra={"job": self.job_id})
                     self.lost = True
                     return
@@ -87,10 +93,12 @@ def run_job(job_id: str, settings: Settings) -> str:
         try:
             outcome = _train_and_publish(job, settings, store, live)
         except JobSetupError as exc:
+            live.stop()
             store.finish(job_id, WORKER_NAME, JobStatus.failed, error=str(exc), progress=live.progress)
             return f"failed: {exc}"
         except Exception as exc:
             log.exception("job crashed", extra={"job": job_id})
+            live.stop()
             error = f"internal error ({type(exc).__name__}: {exc}); the worker log has the traceback"
             store.finish(job_id, WORKER_NAME, JobStatus.failed, error=error, progress=live.progress)
             return "failed"
@@ -122,6 +130,8 @@ def _train_and_publish(job: Job, settings: Settings, store: JobStore, live: _Liv
     if live.lost:
         return "abandoned: another worker took the job over"
     progress = {**(live.progress or {}), "step": result.steps_done, "total": config.steps}
+    if result.stopped:
+        live.stop()
     if result.stopped and live.cancelled:
         store.finish(
             job.id,
@@ -140,6 +150,7 @@ def _train_and_publish(job: Job, settings: Settings, store: JobStore, live: _Liv
     from worker.publish import publish
 
     published = publish(job, base, result.output_dir, settings)
+    live.stop()
     metrics = {
         **published.metrics,
         "steps_done": result.steps_done,
