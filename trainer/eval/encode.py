@@ -136,7 +136,11 @@ class FeatureEncoder:
 
     def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """``(images, texts)`` logits exactly as the model's own forward computes them."""
-        logits = self.logit_scale * image_features @ text_features.T
+        return self.scale(image_features @ text_features.T)
+
+    def scale(self, cosine: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities -> logits with the model's scale (and SigLIP bias)."""
+        logits = self.logit_scale * cosine
         bias = self.logit_bias
         return logits + bias if bias is not None else logits
 

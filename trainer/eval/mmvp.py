@@ -170,6 +170,8 @@ def evaluate_mmvp(
     diva_tokens: int = 76,
 ) -> MMVPResult:
     """Score a CLIP on an MMVP-VLM folder; every image and every statement is encoded once."""
+    import torch
+
     from trainer.eval.encode import FeatureEncoder
 
     if protocol not in PROTOCOLS:
@@ -190,10 +192,11 @@ def evaluate_mmvp(
 
     image_features = encoder.images(images, loader=_pair_image_loader, progress=advance)
     text_features = encoder.texts(statements, progress=advance)
-    logits = encoder.logits(image_features, text_features).numpy()  # (2P images, 2P statements)
-    per_pair = np.stack(
-        [logits[2 * p : 2 * p + 2, 2 * p : 2 * p + 2].T for p in range(len(pairs))]  # -> [statement, image]
+    # Only the pair's own 2 x 2 block matters: cosine[p, statement, image].
+    cosine = torch.einsum(
+        "psd,pid->psi", text_features.view(len(pairs), 2, -1), image_features.view(len(pairs), 2, -1)
     )
+    per_pair = encoder.scale(cosine).numpy()
     result = score_pairs(
         per_pair,
         [pair.pattern for pair in pairs],
