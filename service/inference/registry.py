@@ -106,7 +106,17 @@ def _onnx_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
     return OnnxRuntime.load(spec.artifact.onnx_dir, device=settings.device)
 
 
-RUNTIME_FACTORIES: dict[str, RuntimeFactory] = {"torch": _torch_factory, "onnx": _onnx_factory}
+def _triton_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
+    from service.inference.triton_runtime import triton_factory
+
+    return triton_factory(spec, settings)
+
+
+RUNTIME_FACTORIES: dict[str, RuntimeFactory] = {
+    "torch": _torch_factory,
+    "onnx": _onnx_factory,
+    "triton": _triton_factory,
+}
 
 
 def register_runtime(name: str, factory: RuntimeFactory) -> None:
