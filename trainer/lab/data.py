@@ -1,0 +1,44 @@
+"""Rendered scene sets: the images once (uint8 in memory), the scenes kept for fresh captions.
+
+Drawing costs well under a millisecond an image, so a set of a few thousand is made in seconds
+and every training step can caption its batch anew with a different random bias draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trainer.scenes import CaptionBias, Scene, render, sample_caption, sample_scene
+
+
+@dataclass
+class SceneSet:
+    """``images[i]`` ([3, H, W] uint8) is ``scenes[i]`` rendered."""
+
+    scenes: list[Scene]
+    images: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def captions(self, index: torch.Tensor, rng: np.random.Generator, bias: CaptionBias) -> list[str]:
+        return [sample_caption(self.scenes[int(i)], rng, bias) for i in index]
+
+
+def make_scene_set(count: int, seed: int, size: int = 64) -> SceneSet:
+    """``count`` random scenes drawn at ``size`` px from ``seed`` (same seed, same set)."""
+    if count < 1:
+        raise ValueError(f"a scene set needs at least one image, got {count}")
+    rng = np.random.default_rng(seed)
+    scenes = [sample_scene(rng) for _ in range(count)]
+    pixels = np.stack([np.asarray(render(scene, size)) for scene in scenes])
+    return SceneSet(scenes, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
+
+
+def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float, as the eval transform does (ToTensor + Normalize)."""
+    x = images.float() / 255.0
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
