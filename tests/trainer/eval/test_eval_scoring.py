@@ -100,3 +100,12 @@ def test_gate_imports_without_torch():
     code = "import sys; from trainer.eval import zero_shot_gate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_exported_name_resolves():
+    import trainer.eval
+
+    for name in trainer.eval.__all__:
+        assert getattr(trainer.eval, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        trainer.eval.nope  # noqa: B018
