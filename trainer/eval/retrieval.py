@@ -1,9 +1,10 @@
 """Image-text retrieval recall@k on a list of (image, caption) pairs in CSV or JSONL.
 
-CSV: a header with ``image`` and ``caption`` columns (open_clip's ``filepath``/``title`` also
-work). JSONL: one object per line with ``image`` and ``caption`` (a string or a list of
-strings). Image paths are relative to the file unless absolute. An image may have several
-captions: image->text counts a hit when *any* of its captions is in the top k.
+CSV (``.tsv``: tab-separated, as open_clip's training lists): a header with ``image`` and
+``caption`` columns (open_clip's ``filepath``/``title`` also work). JSONL: one object per line
+with ``image`` and ``caption`` (a string or a list of strings). Image paths are relative to the
+file unless absolute. An image may have several captions: image->text counts a hit when *any*
+of its captions is in the top k.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _pick(keys: Sequence[str], choices: Sequence[str], where: str) -> str:
 
 def _read_csv(path: Path):
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         fields = reader.fieldnames or []
         image_key = _pick(fields, IMAGE_KEYS, str(path))
         caption_key = _pick(fields, CAPTION_KEYS, str(path))
