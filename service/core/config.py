@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     job_progress_interval_s: float = Field(2.0, gt=0, description="How often progress is persisted.")
     job_default_diffusion: str = "lab-sd"
     publish_pairs_per_pattern: int = Field(15, ge=1, description="Synthetic MMVP pairs for publishing.")
+    publish_gate_tolerance: float = Field(
+        1.0, ge=0, description="Zero-shot top-1 points a job may lose and still be published."
+    )
     dataset_max_files: int = Field(10_000, ge=1)
     dataset_max_bytes: int = Field(2 << 30, ge=1, description="Upload size limit, archives expanded.")
     dataset_max_file_bytes: int = Field(64 << 20, ge=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from export_helpers import write_registry_model
 
 
 @pytest.fixture(scope="session")
@@ -23,23 +24,7 @@ def tiny_bundle():
 
 @pytest.fixture(scope="session")
 def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_bundle) -> Path:
-    """A registry root holding ``tiny-clip`` (manifest + open_clip/), as a finished job leaves it."""
-    from trainer.artifacts import ModelArtifact, ModelManifest
-    from trainer.backbones.factory import save_open_clip
-
+    """A registry root holding ``tiny-clip``; shared, so tests must not write into it."""
     root = tmp_path_factory.mktemp("registry")
-    artifact = ModelArtifact.in_registry(root, "tiny-clip")
-    save_open_clip(tiny_bundle, artifact.open_clip_dir)
-    artifact.write_manifest(
-        ModelManifest(
-            id="tiny-clip",
-            architecture=tiny_bundle.architecture,
-            embed_dim=tiny_bundle.embed_dim,
-            image_size=tiny_bundle.image_size,
-            patch_size=8,
-            mean=tiny_bundle.mean,
-            std=tiny_bundle.std,
-            context_length=tiny_bundle.context_length,
-        )
-    )
+    write_registry_model(root, tiny_bundle)
     return root
