@@ -88,7 +88,7 @@ def test_retrieval_csv_and_jsonl(tmp_path, solid_image, color_names, make_bundle
     assert result.image_to_text == {"R@1": 100.0, "R@5": 100.0}
     assert result.text_to_image == {"R@1": 100.0, "R@5": 100.0}
     tsv = tmp_path / "pairs.tsv"
-    tsv.write_text("filepath\ttitle\n" + "".join(f"{n}.png\ta {n}, shiny square\n" for n in color_names))
+    tsv.write_text("filepath\ttitle\n" + "".join(f"{n}.png\ta shiny {n} square\n" for n in color_names))
     assert evaluate_retrieval(make_bundle(), tsv, ks=(1,)).text_to_image == {"R@1": 100.0}
     jsonl = tmp_path / "pairs.jsonl"
     jsonl.write_text(
