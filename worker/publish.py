@@ -65,7 +65,7 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
     mmvp_post = evaluate_mmvp(post_bundle, bench, device=device)
     zs_base = evaluate_zeroshot(base_bundle, bench / "classify", device=device)
     zs_post = evaluate_zeroshot(post_bundle, bench / "classify", device=device)
-    gate = zero_shot_gate(zs_base.top1, zs_post.top1)
+    gate = zero_shot_gate(zs_base.top1, zs_post.top1, tolerance=settings.publish_gate_tolerance)
     publish_it = gate.passed or job.publish == "always"
 
     staging = settings.models_dir / f".staging-{model_id}-{uuid.uuid4().hex[:6]}"

@@ -44,7 +44,7 @@ def test_upload_train_publish_serve(stack: Stack) -> None:
     assert dataset["num_images"] == 6
     assert [r["name"] for r in dataset["rejected"]] == ["notes.txt"]
 
-    job_id = stack.submit(steps=6, dataset=dataset["id"])
+    job_id = stack.submit(steps=6, dataset=dataset["id"], publish="always")  # random weights: gate may say no
     events: list[dict] = []
     with stack.client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=180) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -56,6 +56,7 @@ def test_upload_train_publish_serve(stack: Stack) -> None:
     steps = [e["progress"]["step"] for e in events if e.get("progress")]
     assert steps == sorted(steps) and steps[-1] == 6
     assert job["progress"]["total"] == 6 and job["metrics"]["steps_done"] == 6
+    assert job["metrics"]["gate_reason"].startswith(("passed", "failed"))
     new_model = job["result_model"]
     assert new_model and new_model.startswith("tiny-base-tiny-")
 

@@ -25,7 +25,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> LabHome:
 @pytest.fixture
 def lab(template: LabHome, tmp_path: Path) -> tuple[LabHome, Settings, JobStore]:
     lab = copy_home(template, tmp_path / "home")
-    settings = Settings(home=lab.home, device="cpu", publish_pairs_per_pattern=1, job_heartbeat_s=0.2)
+    settings = Settings(
+        home=lab.home,
+        device="cpu",
+        publish_pairs_per_pattern=1,
+        job_heartbeat_s=0.2,
+        publish_gate_tolerance=100,
+    )
     return lab, settings, JobStore(settings.resolved_database_url)
 
 
@@ -87,3 +93,54 @@ def test_cancelled_before_start_never_runs(lab: tuple[LabHome, Settings, JobStor
     store.request_cancel(job_id)
     assert run_job(job_id, settings) == "skipped: already cancelled"
     assert store.get(job_id).started_at is None
+
+
+def test_gate_failure_keeps_the_model_unpublished_unless_always(
+    lab: tuple[LabHome, Settings, JobStore], tmp_path: Path
+) -> None:
+    """Two random towers with different zero-shot scores: the weaker one 'trained' from the
+    stronger one must fail a zero-tolerance gate."""
+    import torch
+
+    from trainer.artifacts import ModelArtifact, ModelManifest
+    from trainer.backbones.factory import create_clip, save_open_clip
+    from trainer.eval import evaluate_zeroshot
+    from worker.publish import benchmark_dir, publish
+
+    home, settings, store = lab
+    settings = settings.model_copy(update={"publish_gate_tolerance": 0.0})
+    bench = benchmark_dir(settings)
+    by_score: dict[float, object] = {}
+    for seed in range(10):
+        torch.manual_seed(seed)
+        bundle = create_clip("diva-tiny-vit")
+        by_score.setdefault(evaluate_zeroshot(bundle, bench / "classify").top1, bundle)
+        if len(by_score) == 2:
+            break
+    assert len(by_score) == 2, "ten random towers scored the same"
+    strong, weak = by_score[max(by_score)], by_score[min(by_score)]
+    base = ModelArtifact(settings.models_dir / "strong-base")
+    save_open_clip(strong, base.open_clip_dir)  # type: ignore[arg-type]
+    base.write_manifest(
+        ModelManifest(
+            id="strong-base",
+            architecture="diva-tiny-vit",
+            embed_dim=32,
+            image_size=32,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+        )
+    )
+    save_open_clip(weak, tmp_path / "weak")  # type: ignore[arg-type]
+
+    gated = _create(store, home.dataset, {"base_model": "strong-base"})
+    outcome = publish(store.get(gated), base, tmp_path / "weak", settings)
+    assert outcome.model_id is None and "not published: zero-shot gate failed" in outcome.message
+    kept = ModelArtifact(settings.jobs_dir / gated / "unpublished").read_manifest()
+    assert not kept.published and kept.eval["gate"]["passed"] is False
+    assert not (settings.models_dir / kept.id).exists()
+
+    forced = _create(store, home.dataset, {"base_model": "strong-base", "publish": "always"})
+    outcome = publish(store.get(forced), base, tmp_path / "weak", settings)
+    assert outcome.model_id and "published anyway" in outcome.message
+    assert ModelArtifact(settings.models_dir / outcome.model_id).read_manifest().published
