@@ -135,10 +135,12 @@ class FrozenDiffusion:
         Returns (loss per image and draw [B, N], prediction [B, N, C, H, W]).
         """
         batch, draws = timesteps.shape
-        z = z0.unsqueeze(1).expand(-1, draws, *z0.shape[1:]).reshape(batch * draws, *z0.shape[1:])
-        eps = noise.reshape(batch * draws, *z0.shape[1:]).to(z.dtype)
+        shape = z0.shape[1:]
+        # Noising and the target stay in fp32 (only the UNet runs in its own dtype).
+        z = z0.float().unsqueeze(1).expand(-1, draws, *shape).reshape(batch * draws, *shape)
+        eps = noise.reshape(batch * draws, *shape).to(device=z.device, dtype=torch.float32)
         t = timesteps.reshape(-1).to(z0.device)
-        noisy = self.scheduler.add_noise(z, eps, t)
+        noisy = self.scheduler.add_noise(z, eps, t).to(self.unet.dtype)
         cond = condition.unsqueeze(1).expand(-1, draws, *condition.shape[1:])
         cond = cond.reshape(batch * draws, *condition.shape[1:]).to(self.unet.dtype)
         pred = self.unet(noisy, t, encoder_hidden_states=cond).sample
@@ -149,8 +151,8 @@ class FrozenDiffusion:
             target = self.scheduler.get_velocity(z, eps, t)
         else:
             raise ValueError(f"unsupported prediction_type {kind!r}: use 'epsilon' or 'v_prediction'")
-        per = F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(1)
-        return per.view(batch, draws), pred.view(batch, draws, *z0.shape[1:])
+        per = F.mse_loss(pred.float(), target, reduction="none").flatten(1).mean(1)
+        return per.view(batch, draws), pred.view(batch, draws, *shape)
 
 
 @torch.no_grad()

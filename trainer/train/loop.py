@@ -170,8 +170,13 @@ def run_training(
     check_diffusion_folder(config.diffusion)
     refs = discover_images(config.data.path, config.data.kind)
     setup = build_setup(config, device, frozen_dtype)
+    if device.type == "cuda":  # DIVA: bf16 autocast + tf32 for what stays in fp32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if config.channels_last:
-        setup.feedback.unet.to(memory_format=torch.channels_last)
+        for module in (setup.feedback.unet, setup.feedback.vae):
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
     if config.compile:
         setup.feedback.unet = torch.compile(setup.feedback.unet)
     student: torch.nn.Module = setup.student
