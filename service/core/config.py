@@ -64,6 +64,7 @@ class Settings(BaseSettings):
         "pil", description="'pil' (exact, CPU) or 'torchvision' (JPEG decoded on the model's device)."
     )
     label_cache_size: int = Field(256, description="Label-embedding sets kept for /v1/classify.")
+    max_label_prompts: int = Field(8192, description="/v1/classify: most labels x templates per call.")
 
     # --- export / Triton (owner: export) ---------------------------------------------------
     triton_url: str = Field(

@@ -2,8 +2,8 @@
 
 The graphs and ``preprocess.json`` come from :func:`trainer.export.onnx.export_onnx` (its
 docstring is the contract: float32 pixels / int64 ids in, unnormalised float32 embeddings out,
-dynamic batch axis). Sessions are built with the exporter's :func:`ort_session`, so its
-optimiser hints (fp16 on CPU) apply here too. Preprocessing stays the model's own: the registry
+dynamic batch axis). Sessions honour the export's optimiser hints (fp16 on CPU), as the
+exporter's ``ort_session`` does. Preprocessing stays the model's own: the registry
 reads the model's ``open_clip/`` config, or ``preprocess.json`` when that is all there is.
 """
 
@@ -30,21 +30,34 @@ class OnnxRuntime:
     name = "onnx"
 
     def __init__(self, onnx_dir: Path, *, device: str = "cpu", threads: int | None = None) -> None:
-        from trainer.export.onnx import ort_session, read_preprocess
+        from trainer.export.onnx import read_preprocess
 
         self.onnx_dir = Path(onnx_dir)
         self.info: dict[str, Any] = read_preprocess(self.onnx_dir)
         providers = _providers(device)
         files = self.info.get("files", {})
         self._sessions = {
-            tower: ort_session(self.onnx_dir / file, providers=providers, threads=threads)
-            for tower, file in files.items()
+            tower: self._session(self.onnx_dir / file, providers, threads) for tower, file in files.items()
         }
         self._inputs = {tower: s.get_inputs()[0].name for tower, s in self._sessions.items()}
         self.logit_scale = float(self.info.get("logit_scale", 100.0))
         bias = self.info.get("logit_bias")
         self.logit_bias = None if bias is None else float(bias)
         self.memory_bytes = sum(p.stat().st_size for p in self.onnx_dir.glob("*.onnx*"))
+
+    def _session(self, path: Path, providers: list[str], threads: int | None) -> Any:
+        """Like the exporter's ``ort_session`` (same optimiser hints), with spinning off: idle ORT
+        threads otherwise spin on the cores the decoders and the event loop need."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
+        disabled = self.info.get("onnxruntime", {}).get("disabled_optimizers", [])
+        return ort.InferenceSession(
+            str(path), options, providers=providers, disabled_optimizers=list(disabled)
+        )
 
     @classmethod
     def load(cls, onnx_dir: Path, *, device: str = "cpu") -> OnnxRuntime:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from service.api.deps import EngineDep, InferenceScope, SettingsDep
 from service.api.routes.embeddings import check_count, image_bytes
+from service.core.errors import ApiError
 from service.schemas.classify import DEFAULT_TEMPLATES, ClassifyRequest, ClassifyResponse
 from service.schemas.errors import error_responses
 
@@ -30,7 +31,12 @@ async def classify(
 ) -> ClassifyResponse:
     check_count(len(body.images), settings, "images")
     templates = body.templates or list(DEFAULT_TEMPLATES)
-    check_count(len(body.labels) * len(templates), settings, "label prompts (labels x templates)")
+    prompts = len(body.labels) * len(templates)
+    if prompts > settings.max_label_prompts:
+        raise ApiError.bad_request(
+            f"too many label prompts (labels x templates): {prompts}; "
+            f"the limit is {settings.max_label_prompts}"
+        )
     blobs = [(index, image_bytes(value, index, settings)) for index, value in enumerate(body.images)]
     model = await engine.model(body.model, runtime or body.runtime)
     request.state.model = model.id
