@@ -130,3 +130,14 @@ def test_without_a_broker_submission_is_503(lab: LabHome, tmp_path: Path) -> Non
     with client_for(lab, tmp_path, broker_url=None) as client:
         response = client.post("/v1/jobs", json=body(lab))
         assert response.status_code == 503 and "DIVA_BROKER_URL" in response.json()["error"]["message"]
+
+
+def test_readiness_reports_database_and_broker(lab: LabHome, broker: str, tmp_path: Path) -> None:
+    with client_for(lab, tmp_path, broker_url=broker) as client:
+        checks = client.get("/readyz").json()["checks"]
+        assert checks["database"]["ok"] and checks["broker"]["ok"]
+    with client_for(lab, tmp_path, broker_url="redis://127.0.0.1:1/0") as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert not response.json()["checks"]["broker"]["ok"]
+        assert "broker unreachable" in response.json()["checks"]["broker"]["detail"]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import RegistryDep, SettingsDep, TrainScope
+from service.api.routes.health import register_readiness_check
 from service.core.config import Settings
 from service.core.errors import ApiError
 from service.datasets import DatasetNotFound, DatasetStore
@@ -26,6 +28,35 @@ from service.schemas.jobs import JobAccepted, JobCreate, JobList, JobPublic
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SSE_POLL_S = 0.5
 SSE_KEEPALIVE_S = 15.0
+
+
+def _database_ready(app: Any) -> tuple[bool, str]:
+    from sqlalchemy import text
+
+    from service.jobs.db import get_engine, migrate
+
+    url = app.state.settings.resolved_database_url
+    migrate(url)
+    with get_engine(url).connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return True, f"job store reachable ({get_engine(url).dialect.name})"
+
+
+def _broker_ready(app: Any) -> tuple[bool, str]:
+    import redis
+
+    url = app.state.settings.broker_url
+    if not url:
+        return True, "no broker configured: job submission is disabled"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        return False, f"broker unreachable: {exc}"
+    return True, "broker reachable"
+
+
+register_readiness_check("database", _database_ready)
+register_readiness_check("broker", _broker_ready)
 
 
 def _store(settings: Settings) -> JobStore:
