@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from trainer.artifacts import BUILTIN_MODELS_DIR
 from worker.embedded import free_port
 
 try:  # with or without tests/__init__.py
@@ -23,6 +24,10 @@ except ImportError:
     from e2e.support import LabHome, copy_home, png_bytes
 
 pytestmark = pytest.mark.slow
+BUILTIN_READY = (
+    all((BUILTIN_MODELS_DIR / name).is_dir() for name in ("lab-clip-base", "lab-sd"))
+    and (BUILTIN_MODELS_DIR / "lab-clip-base" / "manifest.json").is_file()
+)
 
 
 def test_diva_up_and_jobs_cli(lab_template: LabHome, tmp_path: Path) -> None:
@@ -53,9 +58,24 @@ def test_diva_up_and_jobs_cli(lab_template: LabHome, tmp_path: Path) -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        args = ["-m", "tiny-base", "-d", str(images), "--recipe", "tiny", "--diffusion", "tiny-sd"]
+        if BUILTIN_READY:  # the product's defaults: recipe 'diva' -> lab-diva, diffusion lab-sd
+            args = ["-m", "lab-clip-base", "-d", str(images)]
+        else:  # until the lab ships its built-in models: the test's tiny ones
+            args = ["-m", "tiny-base", "-d", str(images), "--recipe", "tiny", "--diffusion", "tiny-sd"]
         submit = subprocess.run(
-            [*diva, "submit", *args, "--steps", "4", "--batch-size", "4", "--url", url],
+            [
+                *diva,
+                "submit",
+                *args,
+                "--steps",
+                "4",
+                "--batch-size",
+                "4",
+                "--publish",
+                "always",
+                "--url",
+                url,
+            ],
             env=env,
             capture_output=True,
             text=True,
