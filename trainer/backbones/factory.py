@@ -209,6 +209,9 @@ def save_open_clip(
         "preprocess_cfg": _jsonable(bundle.preprocess_cfg),
     }
     (folder / OPEN_CLIP_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    if hasattr(bundle.tokenizer, "save_pretrained"):
+        # open_clip's HFTokenizer (lab word-level, SigLIP, ...) loads from the model folder itself.
+        bundle.tokenizer.save_pretrained(str(folder))
     return folder
 
 

@@ -121,7 +121,7 @@ def pretrain_clip(
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if progress is not None:
-            progress(step + 1, config.steps, float(loss))
+            progress(step + 1, config.steps, loss.item())
     model.eval()
     save_open_clip(bundle, folder)
     return bundle

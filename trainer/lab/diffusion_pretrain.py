@@ -37,7 +37,8 @@ class DiffusionPretrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)
     sample_size: int = Field(32, ge=8)
-    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    block_out_channels: tuple[int, ...] = (16, 32, 64)
+    attention_heads: int = Field(2, ge=1, description="Few, wide heads: tiny heads are slow on CPU.")
     text_width: int = Field(64, ge=8)
     text_layers: int = Field(2, ge=1)
     max_length: int = Field(36, ge=8)
@@ -64,7 +65,7 @@ def new_diffusion(
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
         up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
         cross_attention_dim=config.text_width,
-        attention_head_dim=8,
+        attention_head_dim=config.attention_heads,  # diffusers' legacy name: it is the head count
         norm_num_groups=8,
         use_linear_projection=True,
     )

@@ -24,20 +24,41 @@ BENCHMARK_SEED = 2024  # one fixed benchmark for every lab seed, so runs compare
 
 @dataclass
 class LabScores:
-    """Synthetic MMVP (points, average and per pattern) and zero-shot top-1 per coarse task."""
+    """Synthetic MMVP and zero-shot per coarse task, as the evaluation code returned them."""
 
-    mmvp_average: float
-    mmvp_patterns: dict[str, float]
-    zeroshot: dict[str, float]
+    mmvp: Any  # trainer.eval.MMVPResult
+    zeroshot_results: dict[str, Any]  # task -> trainer.eval.ZeroShotResult
+
+    @property
+    def mmvp_average(self) -> float:
+        return float(self.mmvp.average)
+
+    @property
+    def zeroshot(self) -> dict[str, float]:
+        return {task: float(result.top1) for task, result in self.zeroshot_results.items()}
 
     @property
     def zeroshot_mean(self) -> float:
+        """Mean top-1 over the coarse tasks: the number the 1-point zero-shot gate reads."""
         return sum(self.zeroshot.values()) / len(self.zeroshot)
+
+    def coarse_zeroshot(self) -> Any:
+        """One ZeroShotResult for reports: top-1/top-5 averaged over tasks, images and classes summed."""
+        from trainer.eval import ZeroShotResult
+
+        results = list(self.zeroshot_results.values())
+        return ZeroShotResult(
+            top1=self.zeroshot_mean,
+            top5=sum(r.top5 for r in results) / len(results),
+            num_images=sum(r.num_images for r in results),
+            num_classes=sum(r.num_classes for r in results),
+            templates=list(LAB_TEMPLATES),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mmvp_average": self.mmvp_average,
-            "mmvp_patterns": self.mmvp_patterns,
+            "mmvp_patterns": dict(self.mmvp.patterns),
             "zeroshot": self.zeroshot,
             "zeroshot_mean": self.zeroshot_mean,
         }
@@ -74,7 +95,7 @@ def evaluate_lab(bundle: Any, benchmark: Path | str, *, device: str = "cpu") -> 
     zeroshot = {
         task: evaluate_zeroshot(
             bundle, classify_dir(benchmark, task), templates=LAB_TEMPLATES, classnames=names, device=device
-        ).top1
+        )
         for task, names in CLASSNAMES.items()
     }
-    return LabScores(mmvp.average, dict(mmvp.patterns), zeroshot)
+    return LabScores(mmvp, zeroshot)

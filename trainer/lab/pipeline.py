@@ -1,0 +1,279 @@
+"""``diva lab build``: generate -> pretrain CLIP -> pretrain diffusion -> evaluate -> post-train -> evaluate.
+
+Every stage is a plain function of the config and the seed, so the same seed rebuilds the same
+models. The post-training stage is the project's own trainer (``trainer.train.run_training``) with
+the ``lab-diva`` recipe, and both evaluations are the project's own (``trainer.eval``): the lab
+tests the real code path, not a copy of it. Models land in registry layout under
+``<out>/models`` (``lab-clip-base``, ``lab-clip-diva``: manifest + open_clip/; ``lab-sd``: a
+diffusers folder); ``install_builtin`` copies them to ``trainer/lab/builtin``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact, ModelManifest
+from trainer.lab.clip_pretrain import ClipPretrainConfig
+from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig
+
+BASE_ID, DIVA_ID, SD_ID = "lab-clip-base", "lab-clip-diva", "lab-sd"
+STAGES = ("generate", "pretrain-clip", "pretrain-diffusion", "evaluate-base", "post-train", "evaluate-post")
+
+StageProgress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
+
+
+class LabBuildConfig(BaseModel):
+    """Everything ``diva lab build`` does; ``quick()`` shrinks every stage to a smoke test."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    out: Path = Path("var/lab")
+    clip_images: int = Field(6000, ge=8, description="Distinct drawn scenes for CLIP/diffusion pretraining.")
+    feedback_images: int = Field(2000, ge=1, description="Images (no captions) written for post-training.")
+    image_size: int = Field(64, ge=16)
+    clip: ClipPretrainConfig = Field(default_factory=ClipPretrainConfig)
+    diffusion: DiffusionPretrainConfig = Field(default_factory=DiffusionPretrainConfig)
+    recipe: str = Field("lab-diva", description="Post-training recipe: a preset name or a YAML file.")
+    recipe_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted keys, e.g. steps.")
+    benchmark_pairs: int = Field(40, ge=1, description="Synthetic MMVP pairs per pattern.")
+    benchmark_images_per_class: int = Field(40, ge=1)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> LabBuildConfig:
+        """Every stage on a few steps (the end-to-end test and ``--quick``)."""
+        base: dict[str, Any] = {
+            "clip_images": 256,
+            "feedback_images": 32,
+            "clip": {"steps": 8, "batch_size": 32, "warmup_steps": 2},
+            "diffusion": {"steps": 4, "batch_size": 8, "warmup_steps": 1},
+            "recipe_overrides": {"steps": 4, "batch_size": 4, "checkpoint_every": 4},
+            "benchmark_pairs": 2,
+            "benchmark_images_per_class": 2,
+        }
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return cls.model_validate(base)
+
+
+@dataclass
+class LabResult:
+    """Where the models and the report are, the scores and how long each stage took."""
+
+    models_dir: Path
+    report_dir: Path
+    base: dict[str, Any]
+    post: dict[str, Any]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) -> LabResult:
+    """Run every stage; return the scores and paths (see the module docstring)."""
+    import torch
+
+    from trainer.lab.data import make_scene_set
+    from trainer.lab.evaluate import make_lab_benchmark
+
+    out = Path(config.out)
+    models = out / "models"
+    timings: dict[str, float] = {}
+    notify = progress or (lambda stage, done, total, note: None)
+
+    def stage_bar(stage: str) -> Callable[[int, int, float], None]:
+        return lambda done, total, loss: notify(stage, done, total, f"loss {loss:.3f}")
+
+    tick = time.perf_counter()
+    notify("generate", 0, 1, "drawing scenes")
+    data = make_scene_set(config.clip_images, config.seed, config.image_size)
+    feedback_dir = write_feedback_images(
+        out / "images", config.feedback_images, config.seed, config.image_size
+    )
+    benchmark = make_lab_benchmark(
+        out / "benchmark",
+        pairs_per_pattern=config.benchmark_pairs,
+        images_per_class=config.benchmark_images_per_class,
+    )
+    notify("generate", 1, 1, f"{len(data)} scenes, {config.feedback_images} feedback images")
+    timings["generate"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    base_artifact = ModelArtifact(models / BASE_ID)
+    _fresh(base_artifact.root)
+    from trainer.lab.clip_pretrain import pretrain_clip
+
+    base_bundle = pretrain_clip(
+        config.clip, data, base_artifact.open_clip_dir, seed=config.seed, progress=stage_bar("pretrain-clip")
+    )
+    timings["pretrain-clip"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    sd_dir = models / SD_ID
+    _fresh(sd_dir)
+    from trainer.lab.diffusion_pretrain import pretrain_diffusion
+
+    pretrain_diffusion(
+        config.diffusion, data, sd_dir, seed=config.seed, progress=stage_bar("pretrain-diffusion")
+    )
+    timings["pretrain-diffusion"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    from trainer.lab.evaluate import evaluate_lab
+
+    notify("evaluate-base", 0, 1, "")
+    base_scores = evaluate_lab(base_bundle, benchmark)
+    write_manifest(
+        base_artifact, base_bundle, base=None, recipe="lab-pretrain", scores=base_scores, seed=config.seed
+    )
+    notify("evaluate-base", 1, 1, f"MMVP {base_scores.mmvp_average:.1f}")
+    timings["evaluate-base"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    post_bundle = post_train(config, base_artifact.root, sd_dir, feedback_dir, out / "runs" / DIVA_ID, notify)
+    diva_artifact = ModelArtifact(models / DIVA_ID)
+    _fresh(diva_artifact.root)
+    from trainer.backbones.factory import save_open_clip
+
+    save_open_clip(post_bundle, diva_artifact.open_clip_dir)
+    timings["post-train"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    notify("evaluate-post", 0, 1, "")
+    post_scores = evaluate_lab(post_bundle, benchmark)
+    write_manifest(
+        diva_artifact, post_bundle, base=BASE_ID, recipe=config.recipe, scores=post_scores, seed=config.seed
+    )
+    notify("evaluate-post", 1, 1, f"MMVP {post_scores.mmvp_average:.1f}")
+    timings["evaluate-post"] = time.perf_counter() - tick
+
+    report_dir = write_lab_report(out / "report", config, base_scores, post_scores, timings)
+    shutil.copytree(report_dir, diva_artifact.report_dir, dirs_exist_ok=True)
+    del torch
+    return LabResult(models, report_dir, base_scores.to_dict(), post_scores.to_dict(), timings)
+
+
+def write_feedback_images(folder: Path, count: int, seed: int, size: int) -> Path:
+    """Caption-free PNGs for post-training (a stream of scenes apart from the pretraining set)."""
+    import numpy as np
+
+    from trainer.scenes import render, sample_scene
+
+    _fresh(folder)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng([seed, 1])
+    for index in range(count):
+        render(sample_scene(rng), size).save(folder / f"{index:06d}.png")
+    return folder
+
+
+def post_train(
+    config: LabBuildConfig, base_dir: Path, sd_dir: Path, images: Path, run_dir: Path, notify: StageProgress
+):
+    """The project's trainer on the lab models; returns the post-trained bundle (in memory)."""
+    from trainer.recipes.schema import load_train_config
+    from trainer.train import run_training
+
+    _fresh(run_dir)  # a build starts from the base model, never from an older run's checkpoint
+    overrides = {
+        "model": str(base_dir),
+        "diffusion": str(sd_dir),
+        "data.path": str(images),
+        "output_dir": str(run_dir),
+        "seed": config.seed,
+        "device": "cpu",
+        **config.recipe_overrides,
+    }
+    train_config = load_train_config(config.recipe, overrides)
+    result = run_training(
+        train_config,
+        progress=lambda event: notify("post-train", event.step, event.total, f"loss {event.loss:.3f}"),
+    )
+    if result.bundle is None:
+        raise RuntimeError("post-training stopped before the end; no model to evaluate")
+    result.bundle.model.eval()
+    return result.bundle
+
+
+def write_manifest(
+    artifact: ModelArtifact, bundle, *, base: str | None, recipe: str, scores, seed: int
+) -> None:
+    vision = bundle.model_cfg["vision_cfg"]
+    manifest = ModelManifest(
+        id=artifact.id,
+        architecture=bundle.architecture,
+        base=base,
+        recipe=recipe,
+        embed_dim=bundle.embed_dim,
+        image_size=bundle.image_size,
+        patch_size=int(vision["patch_size"]),
+        mean=bundle.mean,
+        std=bundle.std,
+        context_length=bundle.context_length,
+        eval={"lab": scores.to_dict()},
+        lineage=[base] if base else [],
+        description=(
+            f"Miniature-lab CLIP (seed {seed}) "
+            + (
+                "post-trained with diffusion feedback from lab-sd."
+                if base
+                else "pretrained on biased captions."
+            )
+        ),
+    )
+    artifact.write_manifest(manifest)
+
+
+def write_lab_report(out: Path, config: LabBuildConfig, base, post, timings: dict[str, float]) -> Path:
+    """The project's standard report (JSON, charts, summary) plus ``lab.json`` with everything."""
+    from trainer.eval import write_report, zero_shot_gate
+
+    gate = zero_shot_gate(base.zeroshot_mean, post.zeroshot_mean, tolerance=1.0)
+    write_report(
+        out,
+        base.mmvp,
+        post.mmvp,
+        base_zeroshot=base.coarse_zeroshot(),
+        post_zeroshot=post.coarse_zeroshot(),
+        gate=gate,
+        names=(BASE_ID, DIVA_ID),
+    )
+    lab = {
+        "seed": config.seed,
+        "config": config.model_dump(mode="json"),
+        "base": base.to_dict(),
+        "post": post.to_dict(),
+        "delta": {
+            "mmvp_average": post.mmvp_average - base.mmvp_average,
+            "zeroshot_mean": post.zeroshot_mean - base.zeroshot_mean,
+        },
+        "gate": {"passed": gate.passed, "reason": gate.reason},
+        "stage_seconds": timings,
+    }
+    (out / "lab.json").write_text(json.dumps(lab, indent=2) + "\n")
+    return out
+
+
+def install_builtin(models_dir: Path, target: Path = BUILTIN_MODELS_DIR) -> Path:
+    """Replace the shipped built-in models with a build's (``diva lab build --install``)."""
+    for model_id in (BASE_ID, DIVA_ID, SD_ID):
+        source = Path(models_dir) / model_id
+        if not source.is_dir():
+            raise FileNotFoundError(f"no built model {source}; run the build first")
+        _fresh(target / model_id)
+        shutil.copytree(source, target / model_id)
+    return target
+
+
+def _fresh(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
