@@ -69,12 +69,14 @@ def ingest(uploads: list[Upload], store: DatasetStore, limits: DatasetLimits) ->
     rejected: list[Rejection] = []
     budget = _Budget(limits)
     for upload in uploads:
-        data = _read_limited(upload, limits.max_bytes)
-        budget.spend(upload.name, len(data))
-        if looks_like_archive(data):
+        head = upload.fileobj.read(512)
+        upload.fileobj.seek(0)
+        if looks_like_archive(head):
+            # read straight from the (disk-spooled) upload: a 2 GB zip never sits in memory
+            budget.spend(upload.name, _size_of(upload.fileobj))
             try:
                 members = iter_archive(
-                    io.BytesIO(data),
+                    upload.fileobj,
                     max_members=limits.max_files,
                     max_member_bytes=limits.max_file_bytes,
                     max_total_bytes=limits.max_bytes,
@@ -85,6 +87,8 @@ def ingest(uploads: list[Upload], store: DatasetStore, limits: DatasetLimits) ->
             except UnsafeArchive as exc:
                 raise DatasetRejected(422, f"archive {upload.name!r} refused: {exc.reason}") from None
         else:
+            data = _read_limited(upload, min(limits.max_bytes, limits.max_file_bytes))
+            budget.spend(upload.name, len(data))
             budget.count(upload.name)
             _add(upload.name, data, store, limits, accepted, rejected)
     if not accepted:
@@ -107,6 +111,13 @@ class _Budget:
         self.files += 1
         if self.files > self.limits.max_files:
             raise DatasetRejected(413, f"more than {self.limits.max_files} files (at {name!r})")
+
+
+def _size_of(fileobj: BinaryIO) -> int:
+    fileobj.seek(0, 2)
+    size = fileobj.tell()
+    fileobj.seek(0)
+    return size
 
 
 def _read_limited(upload: Upload, limit: int) -> bytes:

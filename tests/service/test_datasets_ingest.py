@@ -130,8 +130,11 @@ def test_limits_on_count_and_bytes(store: DatasetStore) -> None:
     assert info.value.status == 413
     with pytest.raises(DatasetRejected, match="holds 3 files; the limit is 2"):
         run(store, {"s.zip": zip_of({f"{i}.png": png(i, 4) for i in range(3)})}, small)
-    with pytest.raises(DatasetRejected, match="larger than 10000 bytes"):
+    with pytest.raises(DatasetRejected, match="larger than 5000 bytes"):
         run(store, {"big.png": png(0, 64)}, small)
+    roomy = DatasetLimits(max_files=10, max_bytes=10_000, max_file_bytes=5_000)
+    with pytest.raises(DatasetRejected, match="upload exceeds 10000 bytes"):
+        run(store, {f"{i}.png": png(i, 36) for i in range(3)}, roomy)
     with pytest.raises(DatasetRejected, match="per-file limit is 5000"):
         run(store, {"s.tgz": tar_of({"big.png": png(0, 48)})}, small)
 
