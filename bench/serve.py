@@ -223,6 +223,9 @@ def multipart_body(images: list[bytes], boundary: str = "divabenchboundary") -> 
             + data
             + b"\r\n"
         )
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="encoding_format"\r\n\r\nbase64\r\n'.encode()
+    )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 

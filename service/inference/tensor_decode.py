@@ -89,10 +89,11 @@ class TensorImageDecoder:
                 raw = [torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in jpeg_idx]
                 try:
                     decoded = decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device)
-                except RuntimeError:
-                    decoded = [self._decode_one(r, i, on_error) for r, i in zip(raw, jpeg_idx)]
-                for i, image in zip(jpeg_idx, decoded):
-                    out[i] = self._preprocess(image)
+                    for i, image in zip(jpeg_idx, decoded):
+                        out[i] = self._preprocess(image)
+                except RuntimeError:  # one bad JPEG fails the batch: find it (or decode with PIL)
+                    for r, i in zip(raw, jpeg_idx):
+                        out[i] = self._decode_one(r, blobs[i], i, on_error)
             if stream is not None:
                 for tensor in out:
                     tensor.record_stream(torch.cuda.default_stream(self.device))  # type: ignore[union-attr]
@@ -100,14 +101,18 @@ class TensorImageDecoder:
         return out  # type: ignore[return-value]
 
     def _decode_one(
-        self, raw: torch.Tensor, index: int, on_error: Callable[[int, str], Exception]
+        self, raw: torch.Tensor, data: bytes, index: int, on_error: Callable[[int, str], Exception]
     ) -> torch.Tensor:
+        """One JPEG alone; if torchvision refuses it, PIL decides (and words the error)."""
         from torchvision.io import ImageReadMode, decode_jpeg
 
         try:
-            return decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device)
-        except RuntimeError as exc:
-            raise on_error(index, f"truncated or corrupt JPEG image ({exc})") from None
+            return self._preprocess(decode_jpeg(raw, mode=ImageReadMode.RGB, device=self.device))
+        except RuntimeError:
+            try:
+                return self._pil(data)
+            except ImageDecodeError as exc:
+                raise on_error(index, exc.reason) from None
 
     def _stream(self) -> torch.cuda.Stream | None:
         """One CUDA stream per decode thread, so decoding overlaps the forward pass."""
