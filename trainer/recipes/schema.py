@@ -58,7 +58,8 @@ class LossConfig(_Strict):
     """``mse``: DIVA's epsilon MSE. ``infonce``: DCR's contrastive loss on predicted noise."""
 
     kind: Literal["mse", "infonce"] = "mse"
-    temperature: float = Field(0.1, gt=0)
+    temperature: float = Field(0.1, gt=0, description="infonce only.")
+    mse_weight: float = Field(0.0, ge=0, description="infonce only: + this x the epsilon MSE.")
 
 
 class TrainConfig(_Strict):

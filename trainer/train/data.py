@@ -169,6 +169,7 @@ class FeedbackDataset(torch.utils.data.Dataset):
         draws: int,
         random_patches: int,
         num_patches: int,
+        second_view: bool = False,
     ) -> None:
         if not refs:
             raise DatasetError("dataset contains no images")
@@ -181,6 +182,7 @@ class FeedbackDataset(torch.utils.data.Dataset):
         self.draws = draws
         self.random_patches = random_patches
         self.num_patches = num_patches
+        self.second_view = second_view
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -218,7 +220,7 @@ class FeedbackDataset(torch.utils.data.Dataset):
         timesteps = torch.randint(0, self.num_timesteps, (self.draws,), generator=generator)
         noise = torch.randn((self.draws, *self.latent_shape), generator=generator)
         patches = torch.randint(0, max(1, self.num_patches), (self.random_patches,), generator=generator)
-        return {
+        sample = {
             "pixels": pixels,
             "timesteps": timesteps,
             "noise": noise,
@@ -226,6 +228,15 @@ class FeedbackDataset(torch.utils.data.Dataset):
             "bad": torch.tensor(bad, dtype=torch.long),
             "position": torch.tensor(position),
         }
+        if self.second_view:  # an independent crop of the same image (contrastive losses)
+            view = sample_generator(self.seed, position, stream=1)
+            top, left, h, w = crop_params(image.height, image.width, self.crop_scale, view)
+            sample["pixels_aug"] = TF.to_tensor(
+                TF.resized_crop(
+                    image, top, left, h, w, [self.crop_size] * 2, TF.InterpolationMode.BICUBIC, antialias=True
+                )
+            )
+        return sample
 
 
 def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -20,7 +20,8 @@ import torch
 
 from trainer.backbones.factory import ClipBundle, save_open_clip
 from trainer.feedback.diffusion import check_diffusion_folder
-from trainer.recipes.schema import TrainConfig, dump_train_config
+from trainer.feedback.losses import infonce_on_noise
+from trainer.recipes.schema import LossConfig, TrainConfig, dump_train_config
 from trainer.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.train.data import FeedbackDataset, collate, discover_images, positions
 from trainer.train.distributed import (
@@ -75,6 +76,7 @@ def fingerprint(config: TrainConfig, world: int) -> dict[str, Any]:
         "seed": config.seed,
         "crop_size": config.crop_size,
         "timestep_draws": config.timestep_draws,
+        "loss": config.loss.model_dump(),
     }
 
 
@@ -99,17 +101,28 @@ def feedback_loss(
     *,
     train_tower: bool = True,
     latents: torch.Tensor | None = None,
+    loss: LossConfig | None = None,
 ) -> torch.Tensor:
-    """Mean diffusion loss of one micro-batch (all draws equally weighted); ``latents`` if cached."""
-    pixels = batch["pixels"].to(device, non_blocking=True)
-    z0 = latents if latents is not None else setup.feedback.latents(pixels)
-    condition = student(
-        setup.tower_input(pixels), batch["patches"].to(device, non_blocking=True), train_tower=train_tower
-    )
-    per_draw, _ = setup.feedback.loss(
-        z0, condition, batch["timesteps"].to(device), batch["noise"].to(device, non_blocking=True)
-    )
-    return per_draw.mean()
+    """Loss of one micro-batch: epsilon MSE with all draws equally weighted (``latents`` if cached).
+
+    With ``loss.kind == "infonce"`` (DCR) the batch also carries ``pixels_aug``, a second crop of
+    each image, noised with the same timesteps and noise.
+    """
+    timesteps = batch["timesteps"].to(device)
+    noise = batch["noise"].to(device, non_blocking=True)
+    patches = batch["patches"].to(device, non_blocking=True)
+
+    def predict(pixels: torch.Tensor, z0: torch.Tensor | None = None):
+        z0 = z0 if z0 is not None else setup.feedback.latents(pixels)
+        condition = student(setup.tower_input(pixels), patches, train_tower=train_tower)
+        return setup.feedback.loss(z0, condition, timesteps, noise)
+
+    per_draw, pred = predict(batch["pixels"].to(device, non_blocking=True), latents)
+    if loss is None or loss.kind == "mse":
+        return per_draw.mean()
+    _, pred_aug = predict(batch["pixels_aug"].to(device, non_blocking=True))
+    contrastive = infonce_on_noise(pred, pred_aug, noise, loss.temperature)
+    return contrastive + loss.mse_weight * per_draw.mean()
 
 
 def _autocast(device: torch.device, precision: str):
@@ -213,6 +226,7 @@ def run_training(
         draws=config.timestep_draws,
         random_patches=setup.random_patches,
         num_patches=setup.num_patches,
+        second_view=config.loss.kind == "infonce",
     )
     batches = _batches(dataset, config, info, start_step)
     global_batch = config.batch_size * config.grad_accum * info.world
@@ -257,7 +271,9 @@ def run_training(
                 skipped.update(int(i) for i in batch["bad"])
                 sync = micro == config.grad_accum - 1 or not info.enabled
                 with contextlib.nullcontext() if sync else student.no_sync(), _autocast(device, precision):
-                    loss = feedback_loss(setup, student, batch, device, train_tower=train_tower)
+                    loss = feedback_loss(
+                        setup, student, batch, device, train_tower=train_tower, loss=config.loss
+                    )
                 (loss / config.grad_accum).backward()
                 total += float(loss.detach())
             if config.optim.grad_clip is not None:

@@ -1,0 +1,59 @@
+"""Recipe knobs of the follow-ups: projector-only warm-up stage, LoRA (merged before saving)."""
+
+from __future__ import annotations
+
+import torch
+from safetensors.torch import load_file
+
+from trainer.train import run_training
+from trainer.train.model import build_setup
+
+
+def test_projector_warmup_keeps_the_tower_frozen_then_trains_it(make_recipe, tiny_world, tmp_path):
+    base = load_file(tiny_world["base"] / "open_clip_model.safetensors")
+    warm_only = run_training(
+        make_recipe(steps=4, projector_warmup_steps=3, output_dir=str(tmp_path / "a")),
+        should_stop=iter([False, False, False, True]).__next__,
+    )
+    assert warm_only.stopped and warm_only.steps_done == 3
+    checkpoint = torch.load(warm_only.run_dir / "checkpoints" / "step-00000003.pt")
+    tower = {
+        k.removeprefix("tower.visual."): v for k, v in checkpoint["model"].items() if k.startswith("tower.")
+    }
+    for key, value in tower.items():
+        assert torch.equal(value, base[f"visual.{key}"]), key  # stage 1: the tower has not moved
+    assert any(k.startswith("condition.projector.") for k in checkpoint["model"])
+    finished = run_training(make_recipe(steps=4, projector_warmup_steps=3, output_dir=str(tmp_path / "a")))
+    saved = load_file(finished.output_dir / "open_clip_model.safetensors")
+    assert not torch.equal(saved["visual.conv1.weight"], base["visual.conv1.weight"])  # stage 2 trains it
+
+
+def test_lora_trains_adapters_only_and_saves_a_plain_merged_clip(make_recipe, tiny_world):
+    recipe = make_recipe(steps=3, lora={"r": 4, "alpha": 8.0})
+    setup = build_setup(recipe, torch.device("cpu"), torch.float32)
+    trainable = [n for n, p in setup.student.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or n.startswith("condition.projector.") for n in trainable)
+    result = run_training(recipe)
+    base = load_file(tiny_world["base"] / "open_clip_model.safetensors")
+    saved = load_file(result.output_dir / "open_clip_model.safetensors")
+    assert saved.keys() == base.keys()  # merged: no adapter keys, loads as an ordinary CLIP
+    changed = {k for k in base if not torch.equal(base[k], saved[k])}
+    assert "visual.transformer.resblocks.0.mlp.c_fc.weight" in changed
+    assert "visual.transformer.resblocks.0.attn.in_proj_weight" in changed
+    assert "visual.conv1.weight" not in changed  # not a linear layer: untouched by LoRA
+    pixels = torch.randn(2, 3, 32, 32)
+    from trainer.backbones import create_clip
+
+    reloaded = create_clip(str(result.output_dir))
+    with torch.no_grad():
+        assert torch.allclose(
+            reloaded.model.encode_image(pixels), result.bundle.model.eval().encode_image(pixels), atol=1e-5
+        )
+
+
+def test_infonce_recipe_trains_with_a_second_view(make_recipe):
+    result = run_training(
+        make_recipe(steps=3, loss={"kind": "infonce", "temperature": 0.1, "mse_weight": 0.5})
+    )
+    assert result.steps_done == 3 and result.final_loss is not None
+    assert torch.isfinite(torch.tensor(result.final_loss))
