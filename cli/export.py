@@ -30,6 +30,9 @@ def export(
     tensorrt: bool = typer.Option(
         False, help="triton: enable the TensorRT accelerator (onnxruntime backend)."
     ),
+    install_into: Optional[Path] = typer.Option(
+        None, help="triton: also put the onnxruntime models into this shared repository (Triton polls it)."
+    ),
     verify: bool = typer.Option(
         True, help="onnx/triton: check ONNX Runtime against PyTorch (batch 1, 7, 32)."
     ),
@@ -55,6 +58,11 @@ def export(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {format} export of {model} to {written}")
+    if format == "triton" and install_into is not None:
+        from trainer.export.triton import install_into_repository
+
+        names = install_into_repository(written, install_into)
+        typer.echo(f"installed {', '.join(names)} into {install_into}")
     if verify and format in ("onnx", "triton"):
         _verify(bundle, written, format, fp16)
 

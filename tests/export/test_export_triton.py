@@ -13,15 +13,21 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 from trainer.artifacts import ModelArtifact
 from trainer.export import export_model
-from trainer.export.triton import export_triton, read_triton_manifest
+from trainer.export.triton import export_triton, install_into_repository, read_triton_manifest
 
 
 def _parse(path: Path) -> pb.ModelConfig:
     return text_format.Parse(path.read_text(), pb.ModelConfig())
 
 
-def test_onnxruntime_config_parses_with_model_config_protobuf(tmp_path: Path, tiny_bundle) -> None:
-    out = export_triton(tiny_bundle, tmp_path, name="tiny", max_batch_size=48, instances=2, tensorrt=True)
+@pytest.fixture(scope="module")
+def repo_export(tmp_path_factory: pytest.TempPathFactory, tiny_bundle) -> Path:
+    out = tmp_path_factory.mktemp("triton-export")
+    return export_triton(tiny_bundle, out, name="tiny", max_batch_size=48, instances=2, tensorrt=True)
+
+
+def test_onnxruntime_config_parses_with_model_config_protobuf(repo_export: Path, tiny_bundle) -> None:
+    out = repo_export
     visual = _parse(out / "onnxruntime" / "tiny-visual" / "config.pbtxt")
     assert (visual.name, visual.backend, visual.max_batch_size) == ("tiny-visual", "onnxruntime", 48)
     assert [(i.name, i.data_type, list(i.dims)) for i in visual.input] == [
@@ -47,6 +53,17 @@ def test_onnxruntime_config_parses_with_model_config_protobuf(tmp_path: Path, ti
     onnx_bytes = (out / "onnx" / "visual.onnx").read_bytes()
     assert (out / "onnxruntime" / "tiny-visual" / "1" / "model.onnx").read_bytes() == onnx_bytes
     assert read_triton_manifest(out)["models"] == {"visual": "tiny-visual", "textual": "tiny-textual"}
+
+
+def test_install_into_shared_repository(repo_export: Path, tmp_path: Path) -> None:
+    repository = tmp_path / "repository"
+    (repository / "other-model").mkdir(parents=True)
+    assert install_into_repository(repo_export, repository) == ["tiny-textual", "tiny-visual"]
+    assert install_into_repository(repo_export, repository) == ["tiny-textual", "tiny-visual"]  # replaces
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repository"]  # no staging left behind
+    assert sorted(p.name for p in repository.iterdir()) == ["other-model", "tiny-textual", "tiny-visual"]
+    assert _parse(repository / "tiny-visual" / "config.pbtxt").backend == "onnxruntime"
+    assert (repository / "tiny-visual" / "1" / "model.onnx").stat().st_size > 0
 
 
 def test_bad_repository_options_are_named(tmp_path: Path, tiny_bundle) -> None:

@@ -151,6 +151,38 @@ def model_config(
     return text_format.MessageToString(config)
 
 
+def install_into_repository(
+    export_dir: Path | str,
+    repository: Path | str,
+    *,
+    backend: Literal["onnxruntime", "python"] = "onnxruntime",
+) -> list[str]:
+    """Put an export's model folders into a shared Triton repository (the one a server polls).
+
+    Each folder is staged next to the repository and renamed into it, so a polling server never
+    loads a half-copied model; an older version of the same model is replaced. Returns the names.
+    """
+    source = Path(export_dir) / backend
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is missing: export the model with format 'triton' first")
+    repository = Path(repository)
+    repository.mkdir(parents=True, exist_ok=True)
+    installed = []
+    for model in sorted(p for p in source.iterdir() if p.is_dir()):
+        staging = repository.parent / f".{repository.name}-{model.name}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(model, staging, copy_function=_link_or_copy_file)
+        target = repository / model.name
+        if target.exists():
+            retired = repository.parent / f".{repository.name}-{model.name}.old"
+            shutil.rmtree(retired, ignore_errors=True)
+            target.rename(retired)
+            shutil.rmtree(retired, ignore_errors=True)
+        staging.rename(target)
+        installed.append(model.name)
+    return installed
+
+
 def read_triton_manifest(folder: Path | str) -> dict[str, Any]:
     """``triton.json`` of an export (model names per tower), with a clear error when absent."""
     path = Path(folder) / TRITON_FILE
@@ -165,6 +197,13 @@ def _powers_of_two(limit: int) -> list[int]:
         sizes.append(size)
         size *= 2
     return [*sizes, limit]
+
+
+def _link_or_copy_file(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
