@@ -140,3 +140,18 @@ def test_unreachable_triton_is_a_clear_error(tmp_path: Path, tiny_bundle) -> Non
     registry = ModelRegistry(settings, roots=[tmp_path / "models"])
     with pytest.raises(RuntimeUnavailable, match="unreachable"):
         registry.get("tiny-clip", "triton")
+
+
+@pytest.mark.parametrize(("tower", "dims"), [("visual", [3, 224, 224]), ("textual", [77])])
+def test_deploy_templates_are_what_the_exporter_writes(tower: str, dims: list[int]) -> None:
+    """deploy/triton/ is documentation; it must not drift from the generator."""
+    from trainer.export.triton import model_config
+
+    template = (
+        Path(__file__).resolve().parents[2] / "deploy" / "triton" / f"vit-l-14-{tower}" / "config.pbtxt"
+    )
+    expected = model_config(
+        f"vit-l-14-{tower}", "onnxruntime", tower=tower, dims=dims, embed_dim=768, max_batch_size=64,
+        preferred=[8, 16, 32, 64], delay=2000, instances=1, kind="gpu", tensorrt=True, fp16=True,
+    )  # fmt: skip
+    assert _parse(template) == text_format.Parse(expected, pb.ModelConfig())
