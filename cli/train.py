@@ -25,15 +25,12 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Post-train a CLIP vision tower with feedback from a frozen diffusion model (DIVA)."""
-    from rich.console import Console
-
     from trainer.backbones.factory import UnknownBackboneError
     from trainer.feedback.diffusion import DiffusionFolderError
     from trainer.recipes import RecipeError, dump_train_config, load_train_config
     from trainer.train.checkpoint import CheckpointMismatchError
     from trainer.train.data import DatasetError
 
-    console = Console(stderr=True)
     known = (RecipeError, DatasetError, UnknownBackboneError, DiffusionFolderError, CheckpointMismatchError)
     try:
         recipe = load_train_config(config, _overrides(set_ or []))
@@ -42,12 +39,12 @@ def train(
             return
         result = _run(recipe, quiet=quiet)
     except known as error:
-        console.print(f"[red]error:[/red] {error}")
+        typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(2) from None
     if result is None:
         return
     state = "stopped" if result.stopped else "done"
-    console.print(
+    typer.echo(
         f"{state}: {result.steps_done} steps, final loss {result.final_loss}, "
         f"skipped images {result.skipped_images}, model in {result.output_dir}"
     )
@@ -73,8 +70,12 @@ def _run(recipe, *, quiet: bool):
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from trainer.feedback.diffusion import check_diffusion_folder
     from trainer.train import ProgressEvent, run_training
+    from trainer.train.data import discover_images
 
+    check_diffusion_folder(recipe.diffusion)  # fail before drawing a progress bar
+    discover_images(recipe.data.path, recipe.data.kind)
     if quiet or os.environ.get("RANK", "0") != "0":
         return run_training(recipe)
     columns = (

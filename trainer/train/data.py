@@ -146,8 +146,15 @@ def crop_params(
             top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
             left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
             return top, left, h, w
-    side = min(height, width)  # fallback: central square crop
-    return (height - side) // 2, (width - side) // 2, side, side
+    # torchvision's fallback: the whole image, trimmed to the ratio bounds, centred.
+    in_ratio = width / height
+    if in_ratio < 3 / 4:
+        w, h = width, round(width / (3 / 4))
+    elif in_ratio > 4 / 3:
+        w, h = round(height * (4 / 3)), height
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 class FeedbackDataset(torch.utils.data.Dataset):

@@ -1,0 +1,97 @@
+"""Data sources (folder, list file, tar shards) and randomness as a function of position."""
+
+from __future__ import annotations
+
+import tarfile
+
+import pytest
+import torch
+
+from trainer.train.data import (
+    DatasetError,
+    FeedbackDataset,
+    crop_params,
+    discover_images,
+    positions,
+    sample_generator,
+)
+
+
+def _dataset(refs, **kwargs):
+    options = dict(
+        seed=3,
+        crop_size=16,
+        crop_scale=(0.9, 1.0),
+        latent_shape=(4, 8, 8),
+        num_timesteps=1000,
+        draws=2,
+        random_patches=5,
+        num_patches=16,
+    )
+    options.update(kwargs)
+    return FeedbackDataset(refs, **options)
+
+
+def test_folder_list_and_shards_find_the_same_images(tiny_world, tmp_path):
+    images = sorted(tiny_world["images"].glob("*.png"))
+    folder = discover_images(str(tiny_world["images"]))
+    listing = tmp_path / "list.txt"
+    listing.write_text("# my images\n" + "\n".join(str(p) for p in images) + "\n")
+    listed = discover_images(str(listing))
+    for shard_index, chunk in enumerate((images[:5], images[5:])):
+        with tarfile.open(tmp_path / f"shard-{shard_index:03d}.tar", "w") as tar:
+            for path in chunk:
+                tar.add(path, arcname=f"{path.stem}.png")
+    shards = discover_images(str(tmp_path / "shard-{000..001}.tar"))
+    assert len(folder) == len(listed) == len(shards) == len(images)
+    a = _dataset(folder)[3]
+    b = _dataset(shards)[3]
+    assert torch.equal(a["pixels"], b["pixels"])  # same order, same crop, same pixels
+    assert len(discover_images(str(tmp_path))) == len(images)  # a folder of shards
+
+
+def test_a_sample_is_a_pure_function_of_seed_and_position(tiny_world):
+    refs = discover_images(str(tiny_world["images"]))
+    first, again = _dataset(refs)[11], _dataset(refs)[11]
+    for key in ("pixels", "timesteps", "noise", "patches"):
+        assert torch.equal(first[key], again[key])
+    other = _dataset(refs, seed=4)[11]
+    assert not torch.equal(first["noise"], other["noise"])
+    assert first["noise"].shape == (2, 4, 8, 8) and first["patches"].max() < 16
+    assert first["pixels"].shape == (3, 16, 16) and 0 <= first["pixels"].min() <= first["pixels"].max() <= 1
+
+
+def test_each_epoch_visits_every_image_once(tiny_world):
+    dataset = _dataset(discover_images(str(tiny_world["images"])))
+    order = dataset.epoch_order(0)
+    assert sorted(order.tolist()) == list(range(len(dataset)))
+    assert order.tolist() != dataset.epoch_order(1).tolist()
+
+
+def test_positions_of_ranks_tile_the_doubled_batch():
+    one = positions(3, 1, grad_accum=2, world=1, rank=0, batch=4)
+    two = positions(3, 1, grad_accum=2, world=2, rank=0, batch=2) + positions(
+        3, 1, grad_accum=2, world=2, rank=1, batch=2
+    )
+    assert one == two == [28, 29, 30, 31]
+
+
+def test_crop_box_respects_scale_and_bounds():
+    generator = sample_generator(0, 0)
+    for _ in range(50):
+        top, left, h, w = crop_params(40, 48, (0.9, 1.0), generator)
+        assert top >= 0 and top + h <= 40 and left >= 0 and left + w <= 48
+        assert h * w >= 0.85 * 40 * 48
+
+
+def test_missing_sources_are_named(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        discover_images(str(tmp_path / "nope"))
+    with pytest.raises(DatasetError, match="does not exist"):
+        discover_images(str(tmp_path / "nope.txt"), "list")
+    (tmp_path / "bad.tar").write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(DatasetError, match="not a readable tar"):
+        discover_images(str(tmp_path / "bad.tar"))
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(DatasetError, match="contains no images"):
+        discover_images(str(tmp_path / "notes.txt"))
