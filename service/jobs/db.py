@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+READONLY = "diva_readonly"
 _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
 _lock = threading.Lock()
@@ -40,7 +41,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (status polls, event streams) must not queue behind the write lock.
+        readonly = connection.get_execution_options().get(READONLY, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -87,9 +90,15 @@ def migrate(url: str) -> None:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error."""
+def session_scope(url: str, *, readonly: bool = False) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on error.
+
+    ``readonly`` sessions skip SQLite's write lock (plain ``BEGIN``); writers always take it.
+    """
     migrate(url)
-    factory = sessionmaker(bind=get_engine(url), expire_on_commit=False)
+    engine = get_engine(url)
+    if readonly:
+        engine = engine.execution_options(**{READONLY: True})
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session

@@ -50,7 +50,7 @@ class JobStore:
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
-        with session_scope(self.url) as session:
+        with session_scope(self.url, readonly=True) as session:
             job = session.get(Job, job_id)
             if job is None:
                 raise JobNotFound(job_id)
@@ -64,17 +64,17 @@ class JobStore:
             query = query.where(Job.owner == owner)
         if status is not None:
             query = query.where(Job.status == status.value)
-        with session_scope(self.url) as session:
+        with session_scope(self.url, readonly=True) as session:
             return list(session.scalars(query))
 
     def count_queued(self, owner: str | None) -> int:
         query = select(func.count()).select_from(Job).where(Job.status == JobStatus.queued.value)
         query = query.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
-        with session_scope(self.url) as session:
+        with session_scope(self.url, readonly=True) as session:
             return int(session.scalar(query) or 0)
 
     def cancel_requested(self, job_id: str) -> bool:
-        with session_scope(self.url) as session:
+        with session_scope(self.url, readonly=True) as session:
             flag = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
             return bool(flag)
 
@@ -214,7 +214,7 @@ class JobStore:
         """Running jobs whose worker went silent, and queued jobs enqueued before ``queued_before``
         (or never): the candidates the broker may have lost."""
         now = utcnow()
-        with session_scope(self.url) as session:
+        with session_scope(self.url, readonly=True) as session:
             running = select(Job).where(
                 Job.status == JobStatus.running.value,
                 Job.heartbeat_at < now - timedelta(seconds=stale_after_s),

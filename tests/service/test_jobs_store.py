@@ -171,3 +171,26 @@ def test_unknown_job(store: JobStore) -> None:
         store.get("nope")
     with pytest.raises(JobNotFound):
         store.request_cancel("nope")
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    from service.jobs.db import session_scope
+    from service.jobs.models import Job
+
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    job_id = _new(store)
+    reader_done = threading.Event()
+
+    def read() -> None:
+        store.get(job_id)
+        reader_done.set()
+
+    with session_scope(store.url) as session:  # holds SQLite's write lock until the block ends
+        session.get(Job, job_id, with_for_update=True).message = "busy"  # type: ignore[union-attr]
+        session.flush()
+        reader = threading.Thread(target=read)
+        reader.start()
+        finished_while_locked = reader_done.wait(10)
+    reader.join()
+    dispose_engines()
+    assert finished_while_locked
