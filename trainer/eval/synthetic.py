@@ -8,6 +8,7 @@ zero-shot check. Everything is a function of ``seed``: the same call writes the 
     <out>/Questions.csv                          Question ID, Type, Statement
     <out>/MLLM_VLM Images/<Type>/<id>.jpg        odd id = first image of a pair
     <out>/classify/<label>/<n>.png               one task of scenes.CLASSIFICATION_TASKS
+    <out>/classify/templates.txt                 prompt templates that fit the drawn world
     <out>/benchmark.json                         how it was made
 """
 
@@ -21,8 +22,12 @@ from typing import Literal
 import numpy as np
 
 from trainer.eval.mmvp_data import COLUMNS, IMAGE_DIRS, QUESTIONS_FILE, TYPE_OF_PATTERN
+from trainer.eval.zeroshot import TEMPLATES_FILE
 
 CLASSIFY_DIR = "classify"
+# Prompts in the drawn world's own words (its captions say "a red star", never "itap of a"):
+# written as classify/templates.txt, which evaluate_zeroshot uses when no templates are given.
+CLASSIFY_TEMPLATES = ("a {}.", "a photo of a {}.", "a drawing of a {}.", "{}")
 _PATTERN_STREAM, _CLASSIFY_STREAM = 0, 1
 
 
@@ -81,6 +86,8 @@ def make_synthetic(
         for n in range(images_per_class):
             _save(draw_labelled(classify_task, label, rng, size), folder / f"{n:04d}.png")
 
+    (out / CLASSIFY_DIR).mkdir(parents=True, exist_ok=True)
+    (out / CLASSIFY_DIR / TEMPLATES_FILE).write_text("\n".join(CLASSIFY_TEMPLATES) + "\n")
     meta = {
         "generator": "trainer.eval.synthetic.make_synthetic",
         "seed": seed,

@@ -4,7 +4,8 @@
 unless a JSON map gives them: ``<data>/classnames.json`` or an explicit file, either
 ``{"folder": "class name", ...}`` or a list in sorted-folder order. Each class is the normalised
 mean of its prompt-template embeddings (the CLIP paper's ensemble); templates are strings with
-``{}`` (or ``{c}``) where the class name goes.
+``{}`` (or ``{c}``) where the class name goes: given by the caller, else the dataset's own
+``<data>/templates.txt``, else :data:`DEFAULT_TEMPLATES` (ImageNet-style photo prompts).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from trainer.eval.encode import Progress, read_rgb
 
 CLASSNAMES_FILE = "classnames.json"
+TEMPLATES_FILE = "templates.txt"
 DEFAULT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
     "a bad photo of the {}.",
@@ -62,6 +64,14 @@ class ZeroShotResult:
         data = json.loads(Path(path).read_text())
         data.pop("benchmark", None)
         return cls(**data)
+
+
+def dataset_templates(data_dir: Path | str) -> list[str] | None:
+    """Templates a dataset carries itself (``<data>/templates.txt``, one per line), if any."""
+    path = Path(data_dir) / TEMPLATES_FILE
+    if not path.is_file():
+        return None
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def format_template(template: str, classname: str) -> str:
@@ -139,7 +149,7 @@ def evaluate_zeroshot(
 
     from trainer.eval.encode import FeatureEncoder
 
-    templates = check_templates(list(templates or DEFAULT_TEMPLATES))
+    templates = check_templates(list(templates or dataset_templates(data_dir) or DEFAULT_TEMPLATES))
     names, samples = read_image_folder(data_dir, classnames)
     encoder = FeatureEncoder(bundle, device=device, batch_size=batch_size)
     total, done = len(samples) + len(names) * len(templates), 0

@@ -38,6 +38,7 @@ def test_layout_read_back_by_the_mmvp_reader(tmp_path):
     names, samples = read_image_folder(root / "classify")
     assert names == sorted(CLASSIFICATION_TASKS["shape"])
     assert len(samples) == 2 * len(names)
+    assert "{}" in (root / "classify" / "templates.txt").read_text()
     meta = json.loads((root / "benchmark.json").read_text())
     assert meta["seed"] == 3 and meta["pairs_per_pattern"] == 2
 

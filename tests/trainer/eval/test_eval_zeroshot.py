@@ -59,10 +59,10 @@ def test_class_names_from_json_map(tmp_path, solid_image, color_names, make_bund
 
 
 def test_templates_and_folder_errors(colour_folder, tmp_path, make_bundle):
-    assert (
-        evaluate_zeroshot(make_bundle(), colour_folder, templates=["{} paint", "the colour {c}"]).top1
-        == 100.0
-    )
+    result = evaluate_zeroshot(make_bundle(), colour_folder, templates=["{} paint", "the colour {c}"])
+    assert result.top1 == 100.0 and result.templates == ["{} paint", "the colour {c}"]
+    (colour_folder / "templates.txt").write_text("{} ink\n\nsome {}\n")
+    assert evaluate_zeroshot(make_bundle(), colour_folder).templates == ["{} ink", "some {}"]
     with pytest.raises(ZeroShotDataError, match="without a '\\{\\}' placeholder"):
         evaluate_zeroshot(make_bundle(), colour_folder, templates=["a photo"])
     with pytest.raises(ZeroShotDataError, match="dataset folder not found"):
