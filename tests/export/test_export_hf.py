@@ -126,6 +126,13 @@ def test_unsupported_architecture_is_named(tmp_path: Path, tiny_bundle) -> None:
     with pytest.raises(HfExportError, match="ls_init_value"):
         export_hf(layer_scaled, tmp_path)
     assert not (tmp_path / "model.safetensors").exists()
+    import open_clip
+
+    siglip = replace(
+        tiny_bundle, architecture="ViT-B-16-SigLIP", model_cfg=open_clip.get_model_config("ViT-B-16-SigLIP")
+    )
+    with pytest.raises(HfExportError, match="SiglipModel"):
+        export_hf(siglip, tmp_path)
 
 
 @pytest.mark.slow

@@ -94,6 +94,11 @@ def hf_config(bundle: ClipBundle) -> Any:
     from transformers import CLIPConfig
 
     cfg = bundle.model_cfg
+    if "init_logit_bias" in cfg or "siglip" in str(cfg.get("vision_cfg", {}).get("timm_model_name", "")):
+        raise HfExportError(
+            f"{bundle.architecture}: SigLIP towers map to transformers SiglipModel, which this exporter "
+            "does not write yet; export it as 'open_clip' or 'onnx'"
+        )
     vision = CLIPVisionCfg(**cfg.get("vision_cfg", {}))
     text = CLIPTextCfg(**cfg.get("text_cfg", {}))
     _require_defaults(bundle.architecture, "vision_cfg", vision, _VISION_FIXED)
