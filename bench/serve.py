@@ -56,6 +56,26 @@ def smooth_jpeg(seed: int, size: int, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+# A small but deep ViT (12 layers, width 128, 17 tokens): at batch 1 its time goes to per-layer
+# dispatch, not arithmetic, which is the regime where batching pays on a CPU. Big towers are
+# compute bound on a CPU (batching cannot beat the FLOPs); tiny ones are HTTP bound.
+BENCH_CONFIGS = {
+    "diva-bench-vit": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 64, "layers": 12, "width": 128, "patch_size": 16, "head_width": 64},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    }
+}
+
+
+def register_bench_configs(folder: Path) -> None:
+    import open_clip
+
+    for name, config in BENCH_CONFIGS.items():
+        (folder / f"{name}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder)
+
+
 def write_model(home: Path, arch: str) -> Any:
     """A random-weight model of ``arch`` in registry layout under ``home/models``."""
     import torch
@@ -451,6 +471,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["gpu_end_to_end"] = bench_gpu(args, work)
         else:
             home = work / "home"
+            (work / "configs").mkdir()
+            register_bench_configs(work / "configs")
             bundle, artifact = write_model(home, args.arch)
             only = set(args.only.split(","))
             if "batching" in only:

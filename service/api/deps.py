@@ -1,5 +1,8 @@
 """Dependency aliases for route handlers: settings, registry, auth scopes.
 
+All are ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a thread pool, a
+thread hop per dependency per request that cost more than the rest of a small request.
+
 Use them as parameter annotations, e.g. ``def route(registry: RegistryDep, _: TrainScope)``.
 Everything comes from ``request.app.state`` (set by :func:`service.main.create_app`), so one
 process may host several apps with different settings (tests do).
@@ -22,24 +25,24 @@ from service.inference.registry import ModelRegistry
 _bearer = HTTPBearer(auto_error=False, description="API key from DIVA_API_KEYS")
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_engine(request: Request) -> InferenceEngine:
+async def get_engine(request: Request) -> InferenceEngine:
     return request.app.state.engine
 
 
 def _require(scope: Scope):
-    def dependency(
+    async def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
     ) -> str | None:
         keys = request.app.state.api_keys
