@@ -101,7 +101,7 @@ def test_cancel_queued_and_running(stack: Stack) -> None:
 
 
 def test_sigkill_worker_resumes_from_checkpoint(stack: Stack) -> None:
-    steps = 24
+    steps = 40
     job_id = stack.submit(steps=steps)
     stack.wait_job(job_id, lambda j: (j.get("progress") or {}).get("step", 0) >= 5)  # checkpoints at 2, 4
     assert stack.worker is not None
