@@ -6,10 +6,11 @@ folder ``$DIVA_HOME/models`` (every finished job lands there) and ``DIVA_MODELS`
 Folders are re-read when an unknown id is asked for and a manifest's mtime is checked on every
 ``get``, so a model written later (or rewritten in place) is served without a restart.
 
-Runtimes are built by name through :data:`RUNTIME_FACTORIES` (``torch``, ``onnx``; the export
-area adds ``triton`` with :func:`register_runtime`). The chosen runtime is the request's
-``runtime`` (query parameter or body field), else ``DIVA_RUNTIME``; each (model, runtime) pair
-is loaded once. Nothing here imports torch until a model is loaded.
+Runtimes are built by name through :data:`RUNTIME_FACTORIES` (``torch``, ``onnx``, and
+``triton`` from the export area's ``triton_runtime``; more with :func:`register_runtime`).
+The chosen runtime is the request's ``runtime`` (query parameter or body field), else
+``DIVA_RUNTIME``; each (model, runtime) pair is loaded once. Nothing here imports torch until
+a model is loaded.
 """
 
 from __future__ import annotations
