@@ -9,8 +9,9 @@ Variants
   replica        fp32 frozen weights under bf16 autocast + tf32, VAE encode inside the step, one UNet
                  call per draw, eager, SGD (torch default kernels)         (METHOD.md section 6, row 1)
   project        the trainer's own step (trainer.train.loop.feedback_loss): frozen UNet/VAE weights in
-                 bf16, all draws in one UNet call, channels_last, torch.compile(UNet), fused SGD;
-                 VAE encode still inside the step
+                 bf16 and run in pure bf16 outside autocast (the tower keeps fp32 weights under bf16
+                 autocast), all draws in one UNet call, channels_last, torch.compile(UNet), fused
+                 SGD; VAE encode still inside the step
   project+cache  the same, with the latents encoded once outside the step (cached latents)
 
 Shapes
@@ -209,9 +210,7 @@ def run(args) -> dict:
     setup = build(args, device, frozen_dtype)
     batch = make_batch(setup, args, device)
     if args.channels_last:
-        setup.feedback.unet.to(memory_format=torch.channels_last)
-        if setup.feedback.vae is not None:
-            setup.feedback.vae.to(memory_format=torch.channels_last)
+        setup.feedback.set_channels_last()
     note = ""
     if args.compile:
         setup.feedback.unet = torch.compile(setup.feedback.unet)

@@ -187,9 +187,7 @@ def run_training(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if config.channels_last:
-        for module in (setup.feedback.unet, setup.feedback.vae):
-            if module is not None:
-                module.to(memory_format=torch.channels_last)
+        setup.feedback.set_channels_last()
     if config.compile:
         setup.feedback.unet = torch.compile(setup.feedback.unet)
     student: torch.nn.Module = setup.student
