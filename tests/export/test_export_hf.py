@@ -152,3 +152,27 @@ def test_vit_l_14_random_weights(tmp_path: Path) -> None:
             model.get_image_features(pixel_values=pixels) - bundle.model.encode_image(pixels)
         ).abs().max() <= 1e-4
         assert (model.get_text_features(input_ids=ids) - bundle.model.encode_text(ids)).abs().max() <= 1e-4
+
+
+def test_lab_clip_with_word_tokenizer(tmp_path: Path) -> None:
+    """The built-in lab towers: eos pooling, a 67-word HF tokenizer carried into the export."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    from trainer.lab.clip_pretrain import ClipPretrainConfig, new_lab_clip
+
+    bundle = new_lab_clip(ClipPretrainConfig(), tmp_path / "open_clip", seed=0)
+    out = export_hf(bundle, tmp_path / "hf")
+    model = CLIPModel.from_pretrained(str(out)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    texts = ["a red circle", "two blue triangles pointing left"]
+    ids = bundle.tokenizer(texts)
+    hf_ids = tokenizer(
+        texts, padding="max_length", max_length=bundle.context_length, return_tensors="pt"
+    ).input_ids
+    assert torch.equal(ids, hf_ids)
+    pixels = _pixels(bundle, 2)
+    with torch.no_grad():
+        assert (model.get_text_features(input_ids=ids) - bundle.model.encode_text(ids)).abs().max() <= 1e-4
+        assert (
+            model.get_image_features(pixel_values=pixels) - bundle.model.encode_image(pixels)
+        ).abs().max() <= 1e-4
