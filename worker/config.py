@@ -55,7 +55,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": {"visibility_timeout": hard_limit + 3600},
         "result_backend_transport_options": {"visibility_timeout": hard_limit + 3600},
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": 5,
+        "broker_connection_timeout": 3,
         "task_publish_retry_policy": {
             "max_retries": 2,
             "interval_start": 0.2,

@@ -19,7 +19,8 @@ log = logging.getLogger("diva.jobs")
 def enqueue(app: Celery, store: JobStore, job_id: str) -> bool:
     """True when the broker took the message; False leaves the job for the reconciler."""
     try:
-        app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, retry=True)
+        # ignore_result: no result-backend subscription, which retries for ~20 s when Redis is down
+        app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, retry=False, ignore_result=True)
     except Exception as exc:  # broker down: the store still has the job
         log.warning(
             "broker unreachable; job stays queued for the reconciler",

@@ -141,3 +141,15 @@ def test_readiness_reports_database_and_broker(lab: LabHome, broker: str, tmp_pa
         assert response.status_code == 503
         assert not response.json()["checks"]["broker"]["ok"]
         assert "broker unreachable" in response.json()["checks"]["broker"]["detail"]
+
+
+def test_broker_down_keeps_the_job_queued_for_the_reconciler(lab: LabHome, tmp_path: Path) -> None:
+    from service.jobs import JobStore
+
+    with client_for(lab, tmp_path, broker_url="redis://127.0.0.1:1/0") as client:
+        response = client.post("/v1/jobs", json=body(lab))
+        assert response.status_code == 202
+        job_id = response.json()["id"]
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+    job = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}").get(job_id)
+    assert job.enqueues == 0 and job.enqueued_at is None  # the reconciler will send it
