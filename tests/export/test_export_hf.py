@@ -102,10 +102,18 @@ def test_eos_pooled_text_tower(tmp_path: Path) -> None:
     cfg = {
         "embed_dim": 16,
         "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-        "text_cfg": {"context_length": 8, "vocab_size": 50, "width": 32, "heads": 2, "layers": 1,
-                     "pool_type": "eos", "eos_id": 3, "pad_id": 0},
+        "text_cfg": {
+            "context_length": 8,
+            "vocab_size": 50,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+            "pool_type": "eos",
+            "eos_id": 3,
+            "pad_id": 0,
+        },
         "quick_gelu": True,
-    }  # fmt: skip
+    }
     torch.manual_seed(0)
     model = open_clip.CLIP(**cfg).eval()
     preprocess_cfg = {"size": 16, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
@@ -126,13 +134,6 @@ def test_unsupported_architecture_is_named(tmp_path: Path, tiny_bundle) -> None:
     with pytest.raises(HfExportError, match="ls_init_value"):
         export_hf(layer_scaled, tmp_path)
     assert not (tmp_path / "model.safetensors").exists()
-    import open_clip
-
-    siglip = replace(
-        tiny_bundle, architecture="ViT-B-16-SigLIP", model_cfg=open_clip.get_model_config("ViT-B-16-SigLIP")
-    )
-    with pytest.raises(HfExportError, match="SiglipModel"):
-        export_hf(siglip, tmp_path)
 
 
 @pytest.mark.slow
@@ -176,3 +177,54 @@ def test_lab_clip_with_word_tokenizer(tmp_path: Path) -> None:
         assert (
             model.get_image_features(pixel_values=pixels) - bundle.model.encode_image(pixels)
         ).abs().max() <= 1e-4
+
+
+@pytest.mark.slow
+def test_siglip_to_siglip_model(tmp_path: Path) -> None:
+    """timm SigLIP ViT-B/16 (MAP head) + a small text tower -> SiglipModel / SiglipVisionModel."""
+    import open_clip
+    from transformers import SiglipModel, SiglipVisionModel
+
+    from trainer.backbones.factory import ClipBundle, eval_transform
+
+    vision_cfg = {
+        "image_size": 224,
+        "timm_model_name": "vit_base_patch16_siglip_224",
+        "timm_model_pretrained": False,
+        "timm_pool": "map",
+        "timm_proj": "none",
+    }
+    text_cfg = {
+        "context_length": 16,
+        "vocab_size": 1000,
+        "width": 64,
+        "heads": 2,
+        "layers": 1,
+        "no_causal_mask": True,
+        "proj_bias": True,
+        "pool_type": "last",
+        "norm_kwargs": {"eps": 1e-6},
+    }
+    cfg = {
+        "embed_dim": 768,
+        "init_logit_bias": -10.0,
+        "custom_text": True,
+        "vision_cfg": vision_cfg,
+        "text_cfg": text_cfg,
+    }
+    torch.manual_seed(0)
+    model = open_clip.CustomTextCLIP(768, vision_cfg, text_cfg, init_logit_bias=-10.0).eval()
+    preprocess_cfg = {"size": 224, "mean": (0.5,) * 3, "std": (0.5,) * 3, "resize_mode": "squash"}
+    tokenizer = open_clip.SimpleTokenizer(context_length=16)
+    bundle = ClipBundle(model, eval_transform(preprocess_cfg), tokenizer, "siglip-test", cfg, preprocess_cfg)
+    out = export_hf(bundle, tmp_path)
+    pixels = _pixels(bundle, 2)
+    ids = torch.randint(0, 1000, (3, 16), generator=torch.Generator().manual_seed(0))
+    siglip = SiglipModel.from_pretrained(str(out)).eval()
+    vision = SiglipVisionModel.from_pretrained(str(out)).eval()
+    with torch.no_grad():
+        expected = model.encode_image(pixels)
+        assert (siglip.get_image_features(pixel_values=pixels) - expected).abs().max() <= 1e-4
+        assert (vision(pixel_values=pixels).pooler_output - expected).abs().max() <= 1e-4
+        assert (siglip.get_text_features(input_ids=ids) - model.encode_text(ids)).abs().max() <= 1e-4
+    assert siglip.logit_bias.item() == pytest.approx(-10.0)

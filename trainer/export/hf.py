@@ -61,15 +61,30 @@ def export_hf(bundle: ClipBundle, out_dir: Path | str, *, vision_only: bool = Fa
     """Write a transformers folder for ``bundle`` into ``out_dir`` and return it.
 
     ``vision_only`` writes a ``CLIPVisionModelWithProjection`` (loads as ``CLIPVisionModel`` too,
-    which is what LLaVA builds); otherwise a full ``CLIPModel`` with tokenizer files.
+    which is what LLaVA builds); otherwise a full ``CLIPModel`` with tokenizer files. SigLIP towers
+    (see :func:`is_siglip`) become ``SiglipModel`` / ``SiglipVisionModel`` the same way.
     """
     from safetensors.torch import save_file
 
-    config = hf_config(bundle)
-    tensors = convert_state_dict(bundle, config)
+    if is_siglip(bundle):
+        from trainer.export.hf_siglip import siglip_config, siglip_state_dict
+
+        config = siglip_config(bundle)
+        tensors = siglip_state_dict(bundle, config)
+        names = ("SiglipModel", "SiglipVisionModel")
+    else:
+        config = hf_config(bundle)
+        tensors = convert_state_dict(bundle, config)
+        names = ("CLIPModel", "CLIPVisionModelWithProjection")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if vision_only:
+    if vision_only and names[0] == "SiglipModel":
+        vision = config.vision_config
+        vision.architectures = [names[1]]
+        tensors = {k: v for k, v in tensors.items() if k.startswith("vision_model.")}
+        _check_keys(tensors, names[1], vision)
+        vision.save_pretrained(str(out))
+    elif vision_only:
         vision = config.vision_config
         vision.projection_dim = config.projection_dim
         vision.architectures = ["CLIPVisionModelWithProjection"]
@@ -77,8 +92,8 @@ def export_hf(bundle: ClipBundle, out_dir: Path | str, *, vision_only: bool = Fa
         _check_keys(tensors, "CLIPVisionModelWithProjection", vision)
         vision.save_pretrained(str(out))
     else:
-        config.architectures = ["CLIPModel"]
-        _check_keys(tensors, "CLIPModel", config)
+        config.architectures = [names[0]]
+        _check_keys(tensors, names[0], config)
         config.save_pretrained(str(out))
         write_tokenizer(bundle, out)
     save_file(
@@ -88,17 +103,18 @@ def export_hf(bundle: ClipBundle, out_dir: Path | str, *, vision_only: bool = Fa
     return out
 
 
+def is_siglip(bundle: ClipBundle) -> bool:
+    """A sigmoid-loss tower (logit bias) with a timm SigLIP ViT: goes to ``SiglipModel``."""
+    vision = bundle.model_cfg.get("vision_cfg", {})
+    return "init_logit_bias" in bundle.model_cfg and "siglip" in str(vision.get("timm_model_name", ""))
+
+
 def hf_config(bundle: ClipBundle) -> Any:
     """The ``transformers.CLIPConfig`` equivalent to the bundle's open_clip config."""
     from open_clip.model import CLIPTextCfg, CLIPVisionCfg
     from transformers import CLIPConfig
 
     cfg = bundle.model_cfg
-    if "init_logit_bias" in cfg or "siglip" in str(cfg.get("vision_cfg", {}).get("timm_model_name", "")):
-        raise HfExportError(
-            f"{bundle.architecture}: SigLIP towers map to transformers SiglipModel, which this exporter "
-            "does not write yet; export it as 'open_clip' or 'onnx'"
-        )
     vision = CLIPVisionCfg(**cfg.get("vision_cfg", {}))
     text = CLIPTextCfg(**cfg.get("text_cfg", {}))
     _require_defaults(bundle.architecture, "vision_cfg", vision, _VISION_FIXED)
