@@ -24,6 +24,8 @@ from worker.recipe import JobSetupError, build_train_config, resolve_base_model
 
 log = logging.getLogger("diva.worker")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+SHUTTING_DOWN = threading.Event()
+"""Set when the worker gets SIGTERM (a deploy): the job checkpoints and goes back to the queue."""
 
 
 class _Liveness:
@@ -77,7 +79,7 @@ class _Liveness:
                 self.cancelled = self.cancelled or self.store.cancel_requested(self.job_id)
             except Exception as exc:
                 log.warning("cancel check failed", extra={"job": self.job_id, "error": str(exc)})
-        return self.lost or self.cancelled or self.timed_out
+        return self.lost or self.cancelled or self.timed_out or SHUTTING_DOWN.is_set()
 
 
 def run_job(job_id: str, settings: Settings) -> str:
@@ -132,6 +134,14 @@ def _train_and_publish(job: Job, settings: Settings, store: JobStore, live: _Liv
     progress = {**(live.progress or {}), "step": result.steps_done, "total": config.steps}
     if result.stopped:
         live.stop()
+    if result.stopped and not live.cancelled and not live.timed_out and SHUTTING_DOWN.is_set():
+        store.release(
+            job.id,
+            WORKER_NAME,
+            message=f"worker shut down at step {result.steps_done}; the job resumes on the next worker",
+            progress=progress,
+        )
+        return "released: worker shutting down"
     if result.stopped and live.cancelled:
         store.finish(
             job.id,

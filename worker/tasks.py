@@ -45,5 +45,7 @@ def _start_reconciler(sender: object = None, **_: object) -> None:
 @signals.worker_shutting_down.connect
 def _stop_reconciler(**_: object) -> None:
     from worker.reconcile import stop_reconciler
+    from worker.runner import SHUTTING_DOWN
 
+    SHUTTING_DOWN.set()  # a running job checkpoints at its next step and returns to the queue
     stop_reconciler()

@@ -174,6 +174,22 @@ class JobStore:
                 job.progress = progress
             return True
 
+    def release(
+        self, job_id: str, worker: str, *, message: str, progress: dict[str, Any] | None = None
+    ) -> bool:
+        """Hand a running job back to the queue (its worker is shutting down); False if not held."""
+        with session_scope(self.url) as session:
+            job = _locked(session, job_id)
+            if job.worker != worker or job.status != JobStatus.running.value:
+                return False
+            job.status = JobStatus.queued.value
+            job.worker = None
+            job.heartbeat_at = None
+            job.message = message
+            if progress is not None:
+                job.progress = progress
+            return True
+
     def set_resumed_from(self, job_id: str, step: int) -> None:
         with session_scope(self.url) as session:
             job = _locked(session, job_id)

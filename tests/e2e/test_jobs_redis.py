@@ -115,6 +115,22 @@ def test_sigkill_worker_resumes_from_checkpoint(stack: Stack) -> None:
     assert job["metrics"]["steps_done"] == steps and job["progress"]["step"] == steps
 
 
+def test_sigterm_worker_hands_the_job_back(stack: Stack) -> None:
+    """A deploy: SIGTERM stops the job at its next step with a checkpoint and requeues it."""
+    job_id = stack.submit(steps=400)
+    stack.wait_job(job_id, lambda j: (j.get("progress") or {}).get("step", 0) >= 3)
+    assert stack.worker is not None
+    stack.worker.stop(signal.SIGTERM, timeout_s=60)
+    assert stack.worker.process.returncode == 0, stack.worker.tail()
+    released = stack.job(job_id)
+    assert released["status"] == "queued" and "worker shut down at step" in released["message"]
+    stack.start_worker()
+    stack.wait_job(job_id, lambda j: j["status"] == "running" and j["attempts"] == 2)
+    assert stack.client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+    job = stack.wait_done(job_id, 60)
+    assert job["status"] == "cancelled" and job["resumed_from_step"] >= 3
+
+
 def test_redis_restart_loses_no_job(stack: Stack) -> None:
     from service.jobs import JobStore
 

@@ -194,3 +194,14 @@ def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     reader.join()
     dispose_engines()
     assert finished_while_locked
+
+
+def test_release_returns_a_running_job_to_the_queue(store: JobStore) -> None:
+    job_id = _new(store)
+    store.claim(job_id, "w1", stale_after_s=60)
+    assert not store.release(job_id, "w2", message="not mine")
+    assert store.release(job_id, "w1", message="shutting down", progress={"step": 3, "total": 9})
+    job = store.get(job_id)
+    assert (job.status, job.worker, job.message, job.progress["step"]) == ("queued", None, "shutting down", 3)
+    again = store.claim(job_id, "w2", stale_after_s=60)
+    assert again.job is not None and again.job.attempts == 2
