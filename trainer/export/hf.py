@@ -11,12 +11,13 @@ here rather than borrowed because transformers only ships the opposite direction
 * the projections ``visual.proj`` / ``text_projection`` ([in, out] matrices used as ``x @ P``)
   transposed into ``nn.Linear`` weights ([out, in]).
 
-Only architectures whose maths transformers reproduces exactly are converted (OpenAI, MetaCLIP,
-DFN, LAION-style ViTs: class-token pooling, learnable positions, plain pre-norm blocks, argmax or
-eos text pooling, GELU or QuickGELU). Anything else (timm or HF-transformer towers such as SigLIP,
-attentional pooling, layer scale, cosine attention, text projection bias) raises
-:class:`HfExportError` naming the feature, instead of writing a folder that loads and computes
-something else.
+Only architectures whose maths transformers reproduces exactly are converted: OpenAI, MetaCLIP,
+DFN, LAION-style ViTs (class-token pooling, learnable positions, plain pre-norm blocks, argmax or
+eos text pooling, GELU or QuickGELU) to ``CLIPModel``, and open_clip's SigLIP (timm ViT with a MAP
+head) to ``SiglipModel`` (:mod:`trainer.export.hf_siglip`). Anything else (other timm or HF
+towers, attentional pooling, layer scale, cosine attention, a text projection bias on a CLIP)
+raises :class:`HfExportError` naming the feature, instead of writing a folder that loads and
+computes something else.
 """
 
 from __future__ import annotations
