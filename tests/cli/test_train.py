@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -12,12 +14,13 @@ from trainer.feedback import build_tiny_diffusion
 
 def _world(tmp_path) -> list[str]:
     """A recipe file of this test's own plus overrides pointing at tiny models."""
-    from tests.trainer.train.conftest import write_images
-
     torch.manual_seed(0)
     base = save_open_clip(create_clip("diva-tiny-vit"), tmp_path / "base")
     sd = build_tiny_diffusion(tmp_path / "sd")
-    images = write_images(tmp_path / "images", count=4)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((24, 24, 3), 60 * i, np.uint8)).save(images / f"{i}.png")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         "model: diva-tiny-vit\ndiffusion: nowhere\ndata: {path: nowhere}\n"

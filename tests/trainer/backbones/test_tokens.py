@@ -64,3 +64,27 @@ def test_condition_shapes_at_real_sizes(name, kwargs, size, condition, patches, 
     indices = torch.randint(0, patches, (2, random_count(condition, patches))).to("meta")
     out = builder(tokens, indices)
     assert out.shape == (2, length, 1024)
+
+
+@pytest.mark.parametrize("proj", ["none", "linear"])
+def test_timm_tower_tokens_match_its_own_forward(proj):
+    """SigLIP-style timm tower (MAP pooling): pooled == the tower's output; patches share its head."""
+    from open_clip.timm_model import TimmModel
+
+    with torch.device("meta"):  # skip timm's slow CPU init; random normal weights are enough here
+        visual = TimmModel("vit_base_patch32_siglip_256", embed_dim=64, image_size=256, pool="map", proj=proj)
+    visual = visual.to_empty(device="cpu").eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in [*visual.parameters(), *visual.buffers()]:
+            tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
+    tower = TokenTower(visual)
+    pixels = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        tokens = tower(pixels)
+        assert torch.allclose(tokens.pooled, visual(pixels), atol=1e-5)
+        trunk_tokens = visual.trunk.forward_features(pixels)  # final-normed patch tokens
+    expected = trunk_tokens if proj == "none" else visual.head(trunk_tokens)
+    assert torch.allclose(tokens.patches, expected, atol=1e-5)
+    assert tokens.patches.shape == (1, 64, tower.embed_dim) and tower.num_patches(256) == 64
+    assert tower.embed_dim == (768 if proj == "none" else 64)

@@ -40,6 +40,12 @@ def tiny_world(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
+def image_writer():
+    """:func:`write_images`, for tests that need their own image folder."""
+    return write_images
+
+
+@pytest.fixture
 def make_recipe(tiny_world, tmp_path):
     """Build a small valid recipe; keyword overrides use dotted keys via a dict."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,9 +25,8 @@ def test_benchmark_tiny_on_cuda_reports_peak_memory():
     import importlib.util
     import sys
 
-    from tests.bench.test_train_step import SCRIPT
-
-    spec = importlib.util.spec_from_file_location("bench_train_step_gpu", SCRIPT)
+    script = Path(__file__).resolve().parents[3] / "bench" / "train_step.py"  # what the lead runs
+    spec = importlib.util.spec_from_file_location("bench_train_step_gpu", script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

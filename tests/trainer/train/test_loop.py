@@ -117,10 +117,8 @@ def test_output_reloads_in_open_clip_with_same_embeddings(make_recipe, tiny_worl
     assert not torch.equal(base["visual.conv1.weight"], saved["visual.conv1.weight"])
 
 
-def test_unreadable_and_truncated_images_are_skipped_and_counted(make_recipe, tiny_world, tmp_path):
-    from tests.trainer.train.conftest import write_images
-
-    folder = write_images(tmp_path / "mixed", count=6)
+def test_unreadable_and_truncated_images_are_skipped_and_counted(make_recipe, image_writer, tmp_path):
+    folder = image_writer(tmp_path / "mixed", count=6)
     (folder / "garbage.png").write_bytes(b"definitely not a png")
     good = (folder / "000.png").read_bytes()
     (folder / "truncated.png").write_bytes(good[: len(good) // 2])
