@@ -92,3 +92,24 @@ def test_export_needs_train_scope_and_valid_input(client) -> None:
     assert bad.status_code == 422 and "format" in bad.json()["error"]["message"]
     missing = client.get("/v1/models/nope/export?format=hf", headers=trainer)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"]
+
+
+def test_existing_export_in_model_folder_is_streamed(tmp_path: Path, tiny_bundle) -> None:
+    """A worker-written hf/ folder is served as is; a different variant is made on demand."""
+    from export_helpers import write_registry_model
+    from fastapi.testclient import TestClient
+
+    from service.core.config import Settings
+    from service.main import create_app
+
+    artifact = ModelArtifact(write_registry_model(tmp_path / "models", tiny_bundle, "published"))
+    export_model(artifact, "hf", artifact.hf_dir)
+    (artifact.hf_dir / "README.md").write_text("model card written at publish time\n")
+    with TestClient(create_app(Settings(home=tmp_path, device="cpu"))) as client:
+        full = client.get("/v1/models/published/export?format=hf")
+        vision = client.get("/v1/models/published/export?format=hf&vision_only=true")
+    assert full.status_code == vision.status_code == 200
+    full_names = {p.name for p in _untar(full.content, tmp_path / "full").iterdir()}
+    vision_names = {p.name for p in _untar(vision.content, tmp_path / "vision").iterdir()}
+    assert "README.md" in full_names and "README.md" not in vision_names
+    assert (tmp_path / "exports" / "published").is_dir()  # the vision-only variant was cached there

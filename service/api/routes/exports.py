@@ -139,8 +139,13 @@ def _existing_export(spec: ModelSpec, fmt: str, options: dict[str, Any]) -> Path
         return None
     if fmt == "open_clip" and artifact.open_clip_dir.is_dir():
         return artifact.open_clip_dir
-    if fmt == "hf" and not options and (artifact.hf_dir / "config.json").is_file():
-        return artifact.hf_dir
+    if fmt == "hf" and (artifact.hf_dir / "config.json").is_file():
+        import json
+
+        architectures = json.loads((artifact.hf_dir / "config.json").read_text()).get("architectures") or [""]
+        vision_only = "Vision" in architectures[0]
+        if vision_only == bool(options.get("vision_only")):
+            return artifact.hf_dir
     if fmt == "onnx" and (artifact.onnx_dir / "preprocess.json").is_file():
         from trainer.export.onnx import read_preprocess
 
