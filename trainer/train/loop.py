@@ -263,23 +263,25 @@ def run_training(
                 group["lr"] = lr
             train_tower = step >= config.projector_warmup_steps
             tick = time.perf_counter()
-            total = 0.0
+            total = torch.zeros((), device=device)
             for micro in range(config.grad_accum):
                 batch = next(batches)
                 skipped.update(int(i) for i in batch["bad"])
+                # DDP all-reduces gradients only on the last micro-step of the step.
                 sync = micro == config.grad_accum - 1 or not info.enabled
-                with contextlib.nullcontext() if sync else student.no_sync(), _autocast(device, precision):
-                    loss = feedback_loss(
-                        setup, student, batch, device, train_tower=train_tower, loss=config.loss
-                    )
-                (loss / config.grad_accum).backward()
-                total += float(loss.detach())
+                with contextlib.nullcontext() if sync else student.no_sync():
+                    with _autocast(device, precision):
+                        loss = feedback_loss(
+                            setup, student, batch, device, train_tower=train_tower, loss=config.loss
+                        )
+                    (loss / config.grad_accum).backward()
+                total += loss.detach().float()
             if config.optim.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            loss_value = mean_across(total / config.grad_accum, info, device)
+            loss_value = mean_across(float(total) / config.grad_accum, info, device)
             elapsed = time.perf_counter() - tick
             rate = global_batch / elapsed if elapsed > 0 else 0.0
             remaining = (time.perf_counter() - started) / (step - start_step) * (config.steps - step)

@@ -17,8 +17,11 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_two_gloo_processes_match_one_process_with_doubled_batch(make_recipe, tmp_path):
-    single = run_training(make_recipe(steps=4, batch_size=4, output_dir=str(tmp_path / "single")))
-    recipe = make_recipe(steps=4, batch_size=2, output_dir=str(tmp_path / "ddp"))
+    """With gradient accumulation too: gradients are all-reduced once per optimiser step."""
+    single = run_training(
+        make_recipe(steps=3, batch_size=4, grad_accum=2, output_dir=str(tmp_path / "single"))
+    )
+    recipe = make_recipe(steps=3, batch_size=2, grad_accum=2, output_dir=str(tmp_path / "ddp"))
     config_file = tmp_path / "ddp.yaml"
     config_file.write_text(dump_train_config(recipe))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
