@@ -282,13 +282,14 @@ def bench_batching(home: Path, args: argparse.Namespace, work: Path) -> dict[str
 
 def bench_onnx(bundle: Any, artifact: Any, args: argparse.Namespace) -> dict[str, Any]:
     from service.inference.onnx_runtime import OnnxRuntime
-    from service.inference.torch_runtime import TorchRuntime
+    from service.inference.torch_runtime import TorchRuntime, configure_cpu_threads
     from trainer.export.onnx import export_onnx
 
     export_onnx(bundle, artifact.onnx_dir)
+    threads = configure_cpu_threads(0)  # the server's default; both runtimes get the same count
     runtimes = {
         "torch": TorchRuntime(bundle, device="cpu", precision="fp32"),
-        "onnx": OnnxRuntime(artifact.onnx_dir),
+        "onnx": OnnxRuntime(artifact.onnx_dir, threads=threads),
     }
     size = bundle.image_size
     pixels = np.random.default_rng(0).standard_normal((32, 3, size, size)).astype(np.float32)
@@ -305,6 +306,7 @@ def bench_onnx(bundle: Any, artifact: Any, args: argparse.Namespace) -> dict[str
                 counts[name] += 32
             seconds[name] += time.perf_counter() - started
     results: dict[str, Any] = {name: {"images_per_s": counts[name] / seconds[name]} for name in runtimes}
+    results["threads"] = threads
     for name in runtimes:
         print(f"  {name}: {results[name]['images_per_s']:.1f} images/s at batch 32")
     results["ratio"] = results["onnx"]["images_per_s"] / results["torch"]["images_per_s"]

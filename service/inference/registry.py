@@ -95,7 +95,11 @@ def _torch_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
     from service.inference.torch_runtime import TorchRuntime
 
     return TorchRuntime.load(
-        spec.source, spec.pretrained, device=settings.device, precision=settings.precision
+        spec.source,
+        spec.pretrained,
+        device=settings.device,
+        precision=settings.precision,
+        threads=settings.torch_threads,
     )
 
 
