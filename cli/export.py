@@ -26,7 +26,8 @@ def export(
     opset: int = typer.Option(18, help="onnx/triton: ONNX opset."),
     name: Optional[str] = typer.Option(None, help="triton: model name prefix (default: the model id)."),
     max_batch_size: int = typer.Option(64, help="triton: largest batch the server forms."),
-    instances: int = typer.Option(1, help="triton: model instances per GPU."),
+    instances: int = typer.Option(1, help="triton: model instances per device."),
+    instance_kind: str = typer.Option("gpu", help="triton: where instances run, 'gpu' or 'cpu'."),
     tensorrt: bool = typer.Option(
         False, help="triton: enable the TensorRT accelerator (onnxruntime backend)."
     ),
@@ -51,7 +52,13 @@ def export(
     if format == "hf":
         options["vision_only"] = vision_only
     if format == "triton":
-        options.update(name=name, max_batch_size=max_batch_size, instances=instances, tensorrt=tensorrt)
+        options.update(
+            name=name,
+            max_batch_size=max_batch_size,
+            instances=instances,
+            kind=instance_kind,
+            tensorrt=tensorrt,
+        )
     try:
         written, bundle = _run(model, format, out, options)
     except (FileNotFoundError, ValueError, ImportError) as error:

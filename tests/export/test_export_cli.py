@@ -40,9 +40,22 @@ def test_export_hf_vision_only_and_triton(home: Path, tmp_path: Path) -> None:
     assert hf.exit_code == 0, hf.output
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert config["architectures"] == ["CLIPVisionModelWithProjection"]
-    triton = _diva("export", "tiny-clip", "-f", "triton", "-o", str(tmp_path / "tr"), "--no-verify")
+    triton = _diva(
+        "export",
+        "tiny-clip",
+        "-f",
+        "triton",
+        "-o",
+        str(tmp_path / "tr"),
+        "--no-verify",
+        "--instance-kind",
+        "cpu",
+        "--install-into",
+        str(tmp_path / "repository"),
+    )
     assert triton.exit_code == 0, triton.output
-    assert (tmp_path / "tr" / "onnxruntime" / "tiny-clip-visual" / "config.pbtxt").is_file()
+    config = (tmp_path / "repository" / "tiny-clip-visual" / "config.pbtxt").read_text()
+    assert "KIND_CPU" in config and 'name: "tiny-clip-visual"' in config
 
 
 def test_bad_format_and_unknown_model_exit_2(home: Path, tmp_path: Path) -> None:
