@@ -117,6 +117,8 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
     feedback = FrozenDiffusion.load(config.diffusion, device=device, dtype=frozen_dtype, prompt=config.prompt)
     bundle.model.requires_grad_(False)
     visual = bundle.model.visual.to(device)
+    if config.grad_checkpointing:
+        visual.set_grad_checkpointing(True)
     tower: nn.Module = TokenTower(visual)
     num_patches = tower.num_patches(bundle.image_size)
     if config.lora is not None:
