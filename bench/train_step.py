@@ -83,7 +83,8 @@ def build(args, device: torch.device, frozen_dtype: torch.dtype):
         torch.manual_seed(0)
         prompt = torch.randn(1, 77, 1024, device=device, dtype=frozen_dtype)
         feedback = FrozenDiffusion(unet, scheduler, vae, prompt, Path("sd21-base-config"))
-        bundle = create_clip("ViT-L-14", device=str(device))
+        with torch.device(device):  # initialise the 428M CLIP on the GPU, not on the host
+            bundle = create_clip("ViT-L-14", device=str(device))
     else:
         from trainer.feedback.tiny import build_tiny_diffusion
 
