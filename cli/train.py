@@ -24,7 +24,11 @@ def train(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Post-train a CLIP vision tower with feedback from a frozen diffusion model (DIVA)."""
+    """Post-train a CLIP vision tower with feedback from a frozen diffusion model (DIVA).
+
+    Re-running the same command resumes from the newest checkpoint in OUTPUT_DIR/checkpoints.
+    Several GPUs: torchrun --nproc_per_node=8 -m cli.main train CONFIG (batch_size is per GPU).
+    """
     from trainer.backbones.factory import UnknownBackboneError
     from trainer.feedback.diffusion import DiffusionFolderError
     from trainer.recipes import RecipeError, dump_train_config, load_train_config

@@ -55,7 +55,10 @@ class LoraConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    """``mse``: DIVA's epsilon MSE. ``infonce``: DCR's contrastive loss on predicted noise."""
+    """``mse``: DIVA's epsilon MSE. ``infonce``: DCR's contrastive loss on predicted noise.
+
+    Under DDP the InfoNCE negatives are the other images of each process's own micro-batch.
+    """
 
     kind: Literal["mse", "infonce"] = "mse"
     temperature: float = Field(0.1, gt=0, description="infonce only.")
