@@ -41,7 +41,8 @@ def test_tokens_match_open_clip_pooled_and_output_tokens():
 REAL_SIZES = [
     ("ViT-L-14", {}, 224, ClsPlusRandom(n=76), 256, 77),
     ("ViT-L-14", {"force_image_size": 336}, 336, ClsPlusRandom(n=76), 576, 77),
-    ("ViT-H-14-quickgelu", {}, 224, ClsPlusAll(), 256, 257),
+    ("ViT-L-14-quickgelu", {}, 224, ClsPlusAll(), 256, 257),  # MetaCLIP L/14
+    ("ViT-H-14-quickgelu", {}, 224, ClsPlusAll(), 256, 257),  # MetaCLIP / DFN H/14
     ("ViT-H-14-378-quickgelu", {}, 378, ClsPlusRandom(fraction=0.5, n=None, combine="mean"), 729, 365),
     ("ViT-SO400M-14-SigLIP", {}, 224, PooledPlusAvgpool(window=6), 256, 43),
     ("ViT-SO400M-14-SigLIP-384", {}, 384, PooledPlusAvgpool(window=10), 729, 73),
