@@ -69,7 +69,15 @@ def build(
 
         result = build_lab(config, progress=progress)
     console.print(
-        json.dumps({"base": result.base, "post": result.post, "seconds": result.stage_seconds}, indent=2)
+        json.dumps(
+            {
+                "base": result.base,
+                "post": result.post,
+                "seconds": result.stage_seconds,
+                "cpu_seconds": result.stage_cpu_seconds,
+            },
+            indent=2,
+        )
     )
     console.print(f"models: {result.models_dir}  report: {result.report_dir}")
     if install:

@@ -46,6 +46,7 @@ class LabBuildConfig(BaseModel):
     recipe_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted keys, e.g. steps.")
     benchmark_pairs: int = Field(40, ge=1, description="Synthetic MMVP pairs per pattern.")
     benchmark_images_per_class: int = Field(40, ge=1)
+    probe_pairs: int = Field(10, ge=0, description="Pairs per pattern for the diagnostic probes; 0 = off.")
 
     @classmethod
     def quick(cls, **changes: Any) -> LabBuildConfig:
@@ -58,6 +59,7 @@ class LabBuildConfig(BaseModel):
             "recipe_overrides": {"steps": 4, "batch_size": 4, "checkpoint_every": 4},
             "benchmark_pairs": 2,
             "benchmark_images_per_class": 2,
+            "probe_pairs": 1,
         }
         for key, value in changes.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -76,6 +78,25 @@ class LabResult:
     base: dict[str, Any]
     post: dict[str, Any]
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Stopwatch:
+    """Wall and CPU seconds per stage. On a shared machine wall time depends on the neighbours;
+    CPU time of this process (all its threads) is the honest basis for extrapolating."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._wall = self._cpu = 0.0
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, stage: str) -> None:
+        self.wall[stage] = time.perf_counter() - self._wall
+        self.cpu[stage] = time.process_time() - self._cpu
+        self.start()
 
 
 def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) -> LabResult:
@@ -87,13 +108,13 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
 
     out = Path(config.out)
     models = out / "models"
-    timings: dict[str, float] = {}
+    clock = Stopwatch()
     notify = progress or (lambda stage, done, total, note: None)
 
     def stage_bar(stage: str) -> Callable[[int, int, float], None]:
         return lambda done, total, loss: notify(stage, done, total, f"loss {loss:.3f}")
 
-    tick = time.perf_counter()
+    clock.start()
     notify("generate", 0, 1, "drawing scenes")
     data = make_scene_set(config.clip_images, config.seed, config.image_size)
     feedback_dir = write_feedback_images(
@@ -105,9 +126,8 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         images_per_class=config.benchmark_images_per_class,
     )
     notify("generate", 1, 1, f"{len(data)} scenes, {config.feedback_images} feedback images")
-    timings["generate"] = time.perf_counter() - tick
+    clock.lap("generate")
 
-    tick = time.perf_counter()
     base_artifact = ModelArtifact(models / BASE_ID)
     _fresh(base_artifact.root)
     from trainer.lab.clip_pretrain import pretrain_clip
@@ -115,9 +135,8 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     base_bundle = pretrain_clip(
         config.clip, data, base_artifact.open_clip_dir, seed=config.seed, progress=stage_bar("pretrain-clip")
     )
-    timings["pretrain-clip"] = time.perf_counter() - tick
+    clock.lap("pretrain-clip")
 
-    tick = time.perf_counter()
     sd_dir = models / SD_ID
     _fresh(sd_dir)
     from trainer.lab.diffusion_pretrain import pretrain_diffusion
@@ -125,9 +144,8 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     pretrain_diffusion(
         config.diffusion, data, sd_dir, seed=config.seed, progress=stage_bar("pretrain-diffusion")
     )
-    timings["pretrain-diffusion"] = time.perf_counter() - tick
+    clock.lap("pretrain-diffusion")
 
-    tick = time.perf_counter()
     from trainer.lab.evaluate import evaluate_lab
 
     notify("evaluate-base", 0, 1, "")
@@ -136,30 +154,29 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         base_artifact, base_bundle, base=None, recipe="lab-pretrain", scores=base_scores, seed=config.seed
     )
     notify("evaluate-base", 1, 1, f"MMVP {base_scores.mmvp_average:.1f}")
-    timings["evaluate-base"] = time.perf_counter() - tick
+    clock.lap("evaluate-base")
 
-    tick = time.perf_counter()
     post_bundle = post_train(config, base_artifact.root, sd_dir, feedback_dir, out / "runs" / DIVA_ID, notify)
     diva_artifact = ModelArtifact(models / DIVA_ID)
     _fresh(diva_artifact.root)
     from trainer.backbones.factory import save_open_clip
 
     save_open_clip(post_bundle, diva_artifact.open_clip_dir)
-    timings["post-train"] = time.perf_counter() - tick
+    clock.lap("post-train")
 
-    tick = time.perf_counter()
     notify("evaluate-post", 0, 1, "")
     post_scores = evaluate_lab(post_bundle, benchmark)
     write_manifest(
         diva_artifact, post_bundle, base=BASE_ID, recipe=config.recipe, scores=post_scores, seed=config.seed
     )
     notify("evaluate-post", 1, 1, f"MMVP {post_scores.mmvp_average:.1f}")
-    timings["evaluate-post"] = time.perf_counter() - tick
+    clock.lap("evaluate-post")
 
-    report_dir = write_lab_report(out / "report", config, base_scores, post_scores, timings)
+    probes = run_probes(config, sd_dir, base_bundle, post_bundle)
+    report_dir = write_lab_report(out / "report", config, base_scores, post_scores, clock, probes)
     shutil.copytree(report_dir, diva_artifact.report_dir, dirs_exist_ok=True)
     del torch
-    return LabResult(models, report_dir, base_scores.to_dict(), post_scores.to_dict(), timings)
+    return LabResult(models, report_dir, base_scores.to_dict(), post_scores.to_dict(), clock.wall, clock.cpu)
 
 
 def write_feedback_images(folder: Path, count: int, seed: int, size: int) -> Path:
@@ -233,7 +250,25 @@ def write_manifest(
     artifact.write_manifest(manifest)
 
 
-def write_lab_report(out: Path, config: LabBuildConfig, base, post, timings: dict[str, float]) -> Path:
+def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -> dict[str, Any]:
+    """Diagnostics that explain the scores: what lab-sd renders, what the text tower separates."""
+    if config.probe_pairs == 0:
+        return {}
+    from trainer.lab.probe import caption_sensitivity, text_separation
+
+    pairs = config.probe_pairs
+    return {
+        "diffusion_caption_sensitivity": caption_sensitivity(
+            sd_dir, pairs_per_pattern=pairs, seed=config.seed
+        ),
+        "text_cosine_base": text_separation(base_bundle, pairs_per_pattern=2 * pairs, seed=config.seed),
+        "text_cosine_post": text_separation(post_bundle, pairs_per_pattern=2 * pairs, seed=config.seed),
+    }
+
+
+def write_lab_report(
+    out: Path, config: LabBuildConfig, base, post, clock: Stopwatch, probes: dict[str, Any]
+) -> Path:
     """The project's standard report (JSON, charts, summary) plus ``lab.json`` with everything."""
     from trainer.eval import write_report, zero_shot_gate
 
@@ -257,7 +292,9 @@ def write_lab_report(out: Path, config: LabBuildConfig, base, post, timings: dic
             "zeroshot_mean": post.zeroshot_mean - base.zeroshot_mean,
         },
         "gate": {"passed": gate.passed, "reason": gate.reason},
-        "stage_seconds": timings,
+        "stage_seconds": clock.wall,
+        "stage_cpu_seconds": clock.cpu,
+        "probes": probes,
     }
     (out / "lab.json").write_text(json.dumps(lab, indent=2) + "\n")
     return out
