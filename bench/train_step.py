@@ -10,8 +10,8 @@ Variants
                  call per draw, eager, SGD (torch default kernels)         (METHOD.md section 6, row 1)
   project        the trainer's own step (trainer.train.loop.feedback_loss): frozen UNet/VAE weights in
                  bf16 and run in pure bf16 outside autocast (the tower keeps fp32 weights under bf16
-                 autocast), all draws in one UNet call, channels_last, torch.compile(UNet), fused
-                 SGD; VAE encode still inside the step
+                 autocast), all draws in one UNet call, fused q/k/v projections, channels_last,
+                 torch.compile(UNet), fused SGD; VAE encode still inside the step
   project+cache  the same, with the latents encoded once outside the step (cached latents)
 
 Shapes
@@ -213,9 +213,12 @@ def run(args) -> dict:
     if args.channels_last:
         setup.feedback.set_channels_last()
     note = ""
+    if args.fuse_qkv:
+        setup.feedback.fuse_projections()
+        note = "fused qkv"
     if args.compile:
-        setup.feedback.unet = torch.compile(setup.feedback.unet)
-        note = "compiled UNet"
+        setup.feedback.unet = torch.compile(setup.feedback.unet, mode=args.compile_mode)
+        note += f", compiled UNet ({args.compile_mode})"
     if args.compile_tower:
         setup.student.tower = torch.compile(setup.student.tower)
         note += " + tower"
@@ -234,7 +237,7 @@ def run(args) -> dict:
             autocast=True,
         )
     )
-    results[-1].note = note
+    results[-1].note = note.strip(", ")
     _reset(device)
     with torch.no_grad():
         cached = setup.feedback.latents(batch["pixels"])
@@ -296,6 +299,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="eager UNet in 'project'")
     parser.add_argument("--compile-tower", action="store_true", help="also torch.compile the vision tower")
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode for the UNet")
+    parser.add_argument("--no-fuse-qkv", dest="fuse_qkv", action="store_false", help="unfused attention")
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     args = parser.parse_args(argv)
     if not args.real and not args.tiny:

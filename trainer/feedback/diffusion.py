@@ -56,6 +56,10 @@ class FrozenDiffusion:
                 module.to(memory_format=torch.channels_last)
         self.channels_last = True
 
+    def fuse_projections(self) -> None:
+        """One matmul for q/k/v (self-attention) and k/v (cross-attention): same math, fewer kernels."""
+        self.unet.fuse_qkv_projections()
+
     def _frozen_precision(self, module: torch.nn.Module):
         """Low-precision frozen weights run in that precision, outside any autocast region.
 

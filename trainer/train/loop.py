@@ -188,6 +188,8 @@ def run_training(
         torch.backends.cudnn.allow_tf32 = True
     if config.channels_last:
         setup.feedback.set_channels_last()
+    if config.fuse_qkv:
+        setup.feedback.fuse_projections()
     if config.compile:
         setup.feedback.unet = torch.compile(setup.feedback.unet)
     student: torch.nn.Module = setup.student
