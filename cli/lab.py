@@ -63,6 +63,8 @@ def build(
         tasks = {stage: bars.add_task(stage, total=1, note="", start=False) for stage in STAGES}
 
         def progress(stage: str, done: int, total: int, note: str) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total, note="")
             task = tasks[stage]
             bars.start_task(task)
             bars.update(task, completed=done, total=total, note=note)

@@ -46,6 +46,10 @@ class LabBuildConfig(BaseModel):
     recipe_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted keys, e.g. steps.")
     benchmark_pairs: int = Field(40, ge=1, description="Synthetic MMVP pairs per pattern.")
     benchmark_images_per_class: int = Field(40, ge=1)
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Extra post-trainings of the same base for comparison: name -> recipe overrides.",
+    )
     probe_pairs: int = Field(10, ge=0, description="Pairs per pattern for the diagnostic probes; 0 = off.")
 
     @classmethod
@@ -172,8 +176,24 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     notify("evaluate-post", 1, 1, f"MMVP {post_scores.mmvp_average:.1f}")
     clock.lap("evaluate-post")
 
+    variants = {}
+    for name, overrides in config.variants.items():
+        variant_config = config.model_copy(
+            update={"recipe_overrides": {**config.recipe_overrides, **overrides}}
+        )
+        bundle = post_train(
+            variant_config,
+            base_artifact.root,
+            sd_dir,
+            feedback_dir,
+            out / "runs" / name,
+            notify,
+            f"variant:{name}",
+        )
+        variants[name] = {"overrides": overrides, **evaluate_lab(bundle, benchmark).to_dict()}
+        clock.lap(f"variant:{name}")
     probes = run_probes(config, sd_dir, base_bundle, post_bundle)
-    report_dir = write_lab_report(out / "report", config, base_scores, post_scores, clock, probes)
+    report_dir = write_lab_report(out / "report", config, base_scores, post_scores, clock, probes, variants)
     shutil.copytree(report_dir, diva_artifact.report_dir, dirs_exist_ok=True)
     del torch
     return LabResult(models, report_dir, base_scores.to_dict(), post_scores.to_dict(), clock.wall, clock.cpu)
@@ -194,7 +214,13 @@ def write_feedback_images(folder: Path, count: int, seed: int, size: int) -> Pat
 
 
 def post_train(
-    config: LabBuildConfig, base_dir: Path, sd_dir: Path, images: Path, run_dir: Path, notify: StageProgress
+    config: LabBuildConfig,
+    base_dir: Path,
+    sd_dir: Path,
+    images: Path,
+    run_dir: Path,
+    notify: StageProgress,
+    stage: str = "post-train",
 ):
     """The project's trainer on the lab models; returns the post-trained bundle (in memory)."""
     from trainer.recipes.schema import load_train_config
@@ -213,7 +239,7 @@ def post_train(
     train_config = load_train_config(config.recipe, overrides)
     result = run_training(
         train_config,
-        progress=lambda event: notify("post-train", event.step, event.total, f"loss {event.loss:.3f}"),
+        progress=lambda event: notify(stage, event.step, event.total, f"loss {event.loss:.3f}"),
     )
     if result.bundle is None:
         raise RuntimeError("post-training stopped before the end; no model to evaluate")
@@ -267,7 +293,13 @@ def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -
 
 
 def write_lab_report(
-    out: Path, config: LabBuildConfig, base, post, clock: Stopwatch, probes: dict[str, Any]
+    out: Path,
+    config: LabBuildConfig,
+    base,
+    post,
+    clock: Stopwatch,
+    probes: dict[str, Any],
+    variants: dict[str, Any],
 ) -> Path:
     """The project's standard report (JSON, charts, summary) plus ``lab.json`` with everything."""
     from trainer.eval import write_report, zero_shot_gate
@@ -295,6 +327,7 @@ def write_lab_report(
         "stage_seconds": clock.wall,
         "stage_cpu_seconds": clock.cpu,
         "probes": probes,
+        "variants": variants,
     }
     (out / "lab.json").write_text(json.dumps(lab, indent=2) + "\n")
     return out
