@@ -1,6 +1,7 @@
 """Serving benchmarks: every ratio measured side by side in one run (never asserted in tests).
 
-CPU mode (default), on one model with random weights (``--arch``, default the tiny test ViT):
+CPU mode (default), on one model with random weights (``--arch``; default ``diva-bench-deep``, a
+48-layer narrow ViT defined below, where one forward pass costs more than an HTTP round trip):
 
 1. dynamic batching vs one-at-a-time: two real servers (``DIVA_BATCH_MAX_SIZE`` 32 vs 1), each
    under ``--clients`` concurrent HTTP clients sending one image per request; images/s ratio;
@@ -64,7 +65,13 @@ BENCH_CONFIGS = {
         "embed_dim": 128,
         "vision_cfg": {"image_size": 64, "layers": 12, "width": 128, "patch_size": 16, "head_width": 64},
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-    }
+    },
+    # Deeper still: 48 layers, so one forward at batch 1 costs several HTTP round trips on a CPU.
+    "diva-bench-deep": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 64, "layers": 48, "width": 128, "patch_size": 16, "head_width": 64},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    },
 }
 
 
@@ -116,7 +123,8 @@ class Server:
     def __init__(self, env: dict[str, str], log_path: Path, timeout_s: float = 600) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        self.env = {**os.environ, **env, "PYTHONPATH": path}
         self.log_path = log_path
         self.timeout_s = timeout_s
 
@@ -251,7 +259,7 @@ def multipart_body(images: list[bytes], boundary: str = "divabenchboundary") -> 
 
 
 # --- CPU benchmarks ----------------------------------------------------------------------------
-def bench_batching(home: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def bench_batching(home: Path, bundle: Any, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import base64
 
     image = smooth_jpeg(1, 96)
@@ -277,7 +285,34 @@ def bench_batching(home: Path, args: argparse.Namespace, work: Path) -> dict[str
             f"mean batch {results[name]['mean_batch']:.1f}"
         )
     results["ratio"] = results["dynamic"]["images_per_s"] / results["one_at_a_time"]["images_per_s"]
+    results["tower_alone"] = tower_batch_gain(bundle, seconds=min(args.duration, 5.0))
+    print(
+        "  ceiling, the tower alone in this process: "
+        f"{results['tower_alone']['batch_1']:.1f} images/s at batch 1, "
+        f"{results['tower_alone']['batch_32']:.1f} at batch 32"
+    )
     return results
+
+
+def tower_batch_gain(bundle: Any, seconds: float) -> dict[str, float]:
+    """Images/s of the image tower alone at batch 1 and 32 (server thread settings): the most
+    batching can give on this machine, before HTTP costs anything."""
+    from service.inference.torch_runtime import TorchRuntime, configure_cpu_threads
+
+    configure_cpu_threads(0)
+    runtime = TorchRuntime(bundle, device="cpu", precision="fp32")
+    size = bundle.image_size
+    out: dict[str, float] = {}
+    for batch in (1, 32):
+        pixels = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+        runtime.encode_images(pixels)
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            runtime.encode_images(pixels)
+            done += batch
+        out[f"batch_{batch}"] = done / (time.perf_counter() - started)
+    out["gain"] = out["batch_32"] / out["batch_1"]
+    return out
 
 
 def bench_onnx(bundle: Any, artifact: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -446,7 +481,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="batching,onnx,classify", help="CPU mode: which benchmarks.")
     parser.add_argument("--out", type=Path, default=None, help="Write results as JSON here.")
     args = parser.parse_args(argv)
-    args.arch = args.arch or ("ViT-L-14" if args.gpu else "diva-tiny-vit")
+    args.arch = args.arch or ("ViT-L-14" if args.gpu else "diva-bench-deep")
     args.device = args.device or ("cuda" if args.gpu else "cpu")
     args.precision = args.precision or ("bf16" if args.gpu else "fp32")
     return args
@@ -479,7 +514,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             only = set(args.only.split(","))
             if "batching" in only:
                 print(f"dynamic batching vs one-at-a-time, {args.clients} clients, {args.arch}:")
-                results["batching"] = bench_batching(home, args, work)
+                results["batching"] = bench_batching(home, bundle, args, work)
             if "onnx" in only:
                 print("ONNX Runtime vs PyTorch, batch 32:")
                 results["onnx_vs_torch"] = bench_onnx(bundle, artifact, args)

@@ -56,6 +56,8 @@ def test_gpu_mode_code_path_runs_on_cpu(tmp_path):
 
 def test_classify_bench_runs(tmp_path):
     bench = load_bench()
-    results = bench.main(["--only", "classify", "--labels", "8", "--out", str(tmp_path / "c.json")])
+    results = bench.main(
+        ["--only", "classify", "--arch", "diva-tiny-vit", "--labels", "8", "--out", str(tmp_path / "c.json")]
+    )
     cache = results["classify_cache"]
     assert cache["first_ms"] > 0 and cache["repeated_ms"] > 0
