@@ -29,12 +29,12 @@ class ClipPretrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     architecture: str = "lab-clip"
-    steps: int = Field(1200, ge=1)
+    steps: int = Field(400, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)
     warmup_steps: int = Field(60, ge=0)
-    bias: CaptionBias = Field(default_factory=CaptionBias)
+    bias: CaptionBias = Field(default_factory=lambda: CaptionBias.rare(0.2))
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 

@@ -27,6 +27,23 @@ from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig
 BASE_ID, DIVA_ID, SD_ID = "lab-clip-base", "lab-clip-diva", "lab-sd"
 STAGES = ("generate", "pretrain-clip", "pretrain-diffusion", "evaluate-base", "post-train", "evaluate-post")
 
+# METHOD.md section 5: GenHancer's CLS-only condition through an MLP projector warmed up with the
+# tower frozen, then the same with LoRA, then DCR's InfoNCE on the predicted noise.
+DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
+    "cls-only-warmup": {"condition": {"kind": "cls_only"}, "projector": "mlp", "projector_warmup_steps": 50},
+    "cls-only-lora": {
+        "condition": {"kind": "cls_only"},
+        "projector": "mlp",
+        "projector_warmup_steps": 50,
+        "lora": {"r": 8, "alpha": 8.0},
+    },
+    "dcr-infonce": {
+        "condition": {"kind": "cls_only"},
+        "projector": "mlp",
+        "projector_warmup_steps": 50,
+        "loss": {"kind": "infonce", "temperature": 0.1},
+    },
+}
 StageProgress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
 
 
@@ -47,7 +64,7 @@ class LabBuildConfig(BaseModel):
     benchmark_pairs: int = Field(40, ge=1, description="Synthetic MMVP pairs per pattern.")
     benchmark_images_per_class: int = Field(40, ge=1)
     variants: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
+        default_factory=lambda: dict(DEFAULT_VARIANTS),
         description="Extra post-trainings of the same base for comparison: name -> recipe overrides.",
     )
     probe_pairs: int = Field(10, ge=0, description="Pairs per pattern for the diagnostic probes; 0 = off.")
@@ -64,6 +81,7 @@ class LabBuildConfig(BaseModel):
             "benchmark_pairs": 2,
             "benchmark_images_per_class": 2,
             "probe_pairs": 1,
+            "variants": {},
         }
         for key, value in changes.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):

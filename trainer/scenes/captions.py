@@ -43,6 +43,11 @@ class CaptionBias(BaseModel):
     view: float = Field(0.1, ge=0, le=1)
 
     @classmethod
+    def rare(cls, probability: float, common: float = 0.95) -> CaptionBias:
+        """Shape and colour with ``common``, every fine property with ``probability``."""
+        return cls(**{p: common if p in ("shape", "color") else probability for p in PROPERTIES})
+
+    @classmethod
     def full(cls) -> CaptionBias:
         """Every property, every time: the diffusion model's captions."""
         return cls(**dict.fromkeys(PROPERTIES, 1.0))
