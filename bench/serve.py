@@ -153,10 +153,11 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+            try:  # ready to serve models; the job checks (database, broker) do not matter here
+                checks = httpx.get(f"{self.url}/readyz", timeout=30).json().get("checks", {})
+                if checks.get("models", {}).get("ok"):
                     return self
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.5)
         self.__exit__()
@@ -418,6 +419,7 @@ def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
 
+    (work / "home").mkdir(exist_ok=True)
     images = [smooth_jpeg(i, args.jpeg_size) for i in range(args.images_per_request)]
     body, content_type = multipart_body(images)
     env = {
