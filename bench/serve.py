@@ -120,7 +120,7 @@ def free_port() -> int:
 class Server:
     """``uvicorn --factory service.main:create_app`` with DIVA_* overrides, ready when /readyz is."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, timeout_s: float = 600) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, timeout_s: float = 300) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -154,10 +154,13 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early; see {self.log_path}")
             try:  # ready to serve models; the job checks (database, broker) do not matter here
-                checks = httpx.get(f"{self.url}/readyz", timeout=30).json().get("checks", {})
-                if checks.get("models", {}).get("ok"):
+                models = httpx.get(f"{self.url}/readyz", timeout=30).json()["checks"]["models"]
+                if models["ok"]:
                     return self
-            except (httpx.HTTPError, ValueError):
+                if "failed to load" in models["detail"]:
+                    self.__exit__()
+                    raise RuntimeError(f"server could not load its model: {models['detail']}")
+            except (httpx.HTTPError, ValueError, KeyError):
                 pass
             time.sleep(0.5)
         self.__exit__()

@@ -42,7 +42,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.default_model in {spec.id for spec in registry.list()}:
         try:
             await asyncio.to_thread(registry.get, settings.default_model)
-        except Exception:
+        except Exception as exc:
+            app.state.preload_error = f"{type(exc).__name__}: {exc}"
             log.exception("could not preload the default model", extra={"model": settings.default_model})
     try:
         yield
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.preload_error = None
     app.state.metrics = metrics
     app.state.api_keys = parse_api_keys(settings.api_keys)
     app.state.registry = ModelRegistry(

@@ -9,6 +9,7 @@ classification are cached in an LRU keyed by model version, labels and templates
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from concurrent.futures import Executor
 
@@ -26,6 +27,8 @@ from service.inference.registry import (
     RuntimeUnavailable,
     peek_loaded,
 )
+
+log = logging.getLogger("diva.engine")
 
 
 def _stack_tensors(items: list):
@@ -63,6 +66,11 @@ class InferenceEngine:
             raise ApiError(404, "model_not_found", str(exc)) from None
         except RuntimeUnavailable as exc:
             raise ApiError.bad_request(str(exc)) from None
+        except Exception as exc:  # broken files on disk: the server's problem, said plainly
+            log.exception("model failed to load", extra={"model": model_id})
+            raise ApiError(
+                503, "model_unavailable", f"model {model_id!r} could not be loaded ({type(exc).__name__})"
+            ) from None
         return loaded
 
     def batcher(self, model: LoadedModel, modality: str) -> Batcher:

@@ -77,3 +77,16 @@ def test_model_written_later_or_rewritten_is_served_without_restart(tmp_path):
         a = np.array(first.json()["data"][0]["embedding"])
         b = np.array(second.json()["data"][0]["embedding"])
         assert not np.allclose(a, b)
+
+
+def test_default_model_that_fails_to_load_makes_readiness_say_why(tmp_path):
+    make_tiny_model(tmp_path / "models", "broken")
+    (tmp_path / "models" / "broken" / "open_clip" / "open_clip_model.safetensors").write_bytes(b"not weights")
+    settings = Settings(home=tmp_path, default_model="broken", device="cpu")
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "failed to load" in ready.json()["checks"]["models"]["detail"]
+        assert client.get("/healthz").status_code == 200
+        refused = client.post("/v1/embeddings", json={"input": "x"})
+        assert refused.status_code == 503 and refused.json()["error"]["type"] == "model_unavailable"

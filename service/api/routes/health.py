@@ -38,6 +38,9 @@ def _models_ready(app: Any) -> tuple[bool, str]:
         return True, f"default model {default!r} not installed; {len(known)} model(s) available"
     if any(model_id == default for model_id, _ in registry.loaded()):
         return True, f"default model {default!r} loaded"
+    error = getattr(app.state, "preload_error", None)
+    if error:
+        return False, f"default model {default!r} failed to load: {error}"
     return False, f"default model {default!r} is still loading"
 
 
