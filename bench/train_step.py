@@ -76,6 +76,7 @@ def build(args, device: torch.device, frozen_dtype: torch.dtype):
     from trainer.feedback.diffusion import FrozenDiffusion
     from trainer.train.model import FeedbackSetup, Student, TowerInput
 
+    torch.manual_seed(0)  # every variant starts from the same random weights (same loss)
     if args.real:
         from trainer.feedback.reference import build_sd21_base
 
@@ -260,7 +261,7 @@ def run(args) -> dict:
 def report(results: list[Measure], args, device: torch.device) -> dict:
     base = results[0].images_per_s
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    shape = "real (ViT-L-14 @224 + SD-2.1-base, crop 512)" if args.real else "tiny"
+    shape = f"real (ViT-L-14 @224 + SD-2.1-base, crop {args.crop})" if args.real else "tiny"
     print(f"\nDIVA training step, {shape}, batch {args.batch}, {args.draws} draws, {card}")
     print(f"{'variant':<15} {'images/s':>10} {'peak GiB':>9} {'x replica':>10}  note")
     for m in results:
@@ -294,6 +295,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     shape.add_argument("--real", action="store_true", help="ViT-L-14 + SD-2.1-base shapes, random weights")
     parser.add_argument("--batch", type=int, default=None, help="images per step (16 real, 4 tiny)")
     parser.add_argument("--draws", type=int, default=2, help="timestep draws per image")
+    parser.add_argument("--crop", type=int, default=None, help="crop side fed to the VAE (512 real, 16 tiny)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -308,7 +310,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.tiny = not args.real
     if args.batch is None:
         args.batch = 16 if args.real else 4
-    args.crop = 512 if args.real else 16
+    if args.crop is None:
+        args.crop = 512 if args.real else 16
     if args.device == "cpu":
         args.compile = args.compile and False  # inductor on a shared CPU costs minutes for nothing
     return args
