@@ -120,13 +120,14 @@ def free_port() -> int:
 class Server:
     """``uvicorn --factory service.main:create_app`` with DIVA_* overrides, ready when /readyz is."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, timeout_s: float = 300) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, timeout_s: float = 300, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
         self.env = {**os.environ, **env, "PYTHONPATH": path}
         self.log_path = log_path
         self.timeout_s = timeout_s
+        self.workers = workers
 
     def __enter__(self) -> Server:
         import httpx
@@ -145,6 +146,8 @@ class Server:
             "warning",
             "--no-access-log",
         ]
+        if self.workers > 1:  # each worker process loads its own model and batches on its own
+            command += ["--workers", str(self.workers)]
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
@@ -398,7 +401,7 @@ def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     from service.inference.torch_runtime import TorchRuntime
 
-    runtime = TorchRuntime.load(args.arch, None, device=args.device, precision=args.precision)
+    runtime = TorchRuntime.load(args.arch, None, device=args.device, precision=args.precision, threads=0)
     size = runtime.io.image_size
     pixels = torch.randn(args.batch, 3, size, size, device=runtime.device, dtype=runtime.dtype)
 
@@ -440,18 +443,22 @@ def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "DIVA_MAX_REQUEST_BYTES": str(1 << 30),
     }
     kwargs = {"clients": args.gpu_clients, "images_per_request": args.images_per_request}
-    with Server(env, work / "server-gpu.log") as server:
-        asyncio.run(
-            load(server.url, "/v1/embeddings/images", body, content_type, seconds=args.warmup, **kwargs)
+    path = "/v1/embeddings/images"
+    runs: dict[str, Any] = {}
+    for workers in [int(w) for w in str(args.server_workers).split(",")]:
+        with Server(env, work / f"server-gpu-{workers}.log", workers=workers) as server:
+            asyncio.run(load(server.url, path, body, content_type, seconds=args.warmup, **kwargs))
+            e2e = asyncio.run(load(server.url, path, body, content_type, seconds=args.duration, **kwargs))
+            e2e["mean_batch"] = mean_batch_size(server.metrics())  # one worker's view when several
+        e2e["server_workers"] = workers
+        e2e["ratio"] = e2e["images_per_s"] / tower
+        runs[str(workers)] = e2e
+        print(
+            f"  end to end, {workers} server process(es): {e2e['images_per_s']:.1f} images/s "
+            f"({e2e['ratio']:.2f} of the tower), mean batch {e2e['mean_batch']:.1f}, "
+            f"p50 {e2e['p50_ms']:.0f} ms, errors {e2e['errors']}"
         )
-        e2e = asyncio.run(
-            load(server.url, "/v1/embeddings/images", body, content_type, seconds=args.duration, **kwargs)
-        )
-        e2e["mean_batch"] = mean_batch_size(server.metrics())
-    print(
-        f"  end to end: {e2e['images_per_s']:.1f} images/s, mean batch {e2e['mean_batch']:.1f}, "
-        f"p50 {e2e['p50_ms']:.0f} ms"
-    )
+    best = max(runs.values(), key=lambda run: run["images_per_s"])
     return {
         "arch": args.arch,
         "precision": args.precision,
@@ -459,8 +466,9 @@ def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "jpeg_size": args.jpeg_size,
         "jpeg_bytes_mean": float(np.mean([len(i) for i in images])),
         "tower_images_per_s": tower,
-        "end_to_end": e2e,
-        "ratio": e2e["images_per_s"] / tower,
+        "end_to_end": best,
+        "by_server_workers": runs,
+        "ratio": best["ratio"],
     }
 
 
@@ -483,6 +491,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images-per-request", type=int, default=64)
     parser.add_argument("--jpeg-size", type=int, default=256)
     parser.add_argument("--decode-workers", type=int, default=8)
+    parser.add_argument(
+        "--server-workers",
+        default="1",
+        help="GPU mode: uvicorn processes, a comma list runs each (e.g. 1,4).",
+    )
     parser.add_argument("--only", default="batching,onnx,classify", help="CPU mode: which benchmarks.")
     parser.add_argument("--out", type=Path, default=None, help="Write results as JSON here.")
     args = parser.parse_args(argv)

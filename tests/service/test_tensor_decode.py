@@ -26,7 +26,12 @@ def photo_jpeg(seed: int, size: tuple[int, int] = (90, 70)) -> bytes:
 
 def test_torchvision_decoder_matches_pil_path(serving_home):
     home, _ = serving_home
-    images = [photo_jpeg(1), photo_jpeg(2, (64, 96)), png_bytes(3)]
+    images = [
+        photo_jpeg(1),
+        photo_jpeg(2, (64, 96)),
+        png_bytes(3),
+        photo_jpeg(5),
+    ]  # 0 and 3: one resize batch
     body = {"model": TINY_ID, "input": [{"image": b64(d)} for d in images]}
     results = {}
     for decoder in ("pil", "torchvision"):
