@@ -11,7 +11,7 @@ Variants
   project        the trainer's own step (trainer.train.loop.feedback_loss): frozen UNet/VAE weights in
                  bf16 and run in pure bf16 outside autocast (the tower keeps fp32 weights under bf16
                  autocast), all draws in one UNet call, fused q/k/v projections, channels_last,
-                 torch.compile(UNet), fused SGD; VAE encode still inside the step
+                 torch.compile(UNet, VAE encoder), fused SGD; VAE encode still inside the step
   project+cache  the same, with the latents encoded once outside the step (cached latents)
 
 Shapes
@@ -218,8 +218,8 @@ def run(args) -> dict:
         setup.feedback.fuse_projections()
         note = "fused qkv"
     if args.compile:
-        setup.feedback.unet = torch.compile(setup.feedback.unet, mode=args.compile_mode)
-        note += f", compiled UNet ({args.compile_mode})"
+        setup.feedback.compile(args.compile_mode)
+        note += f", compiled UNet + VAE encoder ({args.compile_mode})"
     if args.compile_tower:
         setup.student.tower = torch.compile(setup.student.tower)
         note += " + tower"

@@ -56,6 +56,12 @@ class FrozenDiffusion:
                 module.to(memory_format=torch.channels_last)
         self.channels_last = True
 
+    def compile(self, mode: str = "default") -> None:
+        """``torch.compile`` the UNet and the VAE encoder (the two heavy frozen parts of a step)."""
+        self.unet = torch.compile(self.unet, mode=mode)
+        if self.vae is not None:
+            self.vae.encoder = torch.compile(self.vae.encoder, mode=mode)
+
     def fuse_projections(self) -> None:
         """One matmul for q/k/v (self-attention) and k/v (cross-attention): same math, fewer kernels."""
         self.unet.fuse_qkv_projections()

@@ -96,7 +96,7 @@ class TrainConfig(_Strict):
     log_every: int = Field(10, ge=1)
     output_dir: str = "var/runs/diva"
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
-    compile: bool = Field(False, description="torch.compile the UNet (GPU).")
+    compile: bool = Field(False, description="torch.compile the UNet and the VAE encoder (GPU).")
     fuse_qkv: bool = Field(False, description="Fuse the UNet's attention projections (GPU).")
     grad_checkpointing: bool = Field(False, description="Recompute tower blocks in backward (memory).")
     channels_last: bool = Field(False, description="channels_last memory format for UNet/VAE (GPU).")

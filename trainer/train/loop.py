@@ -191,7 +191,7 @@ def run_training(
     if config.fuse_qkv:
         setup.feedback.fuse_projections()
     if config.compile:
-        setup.feedback.unet = torch.compile(setup.feedback.unet)
+        setup.feedback.compile()
     student: torch.nn.Module = setup.student
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, params, device)
