@@ -84,3 +84,14 @@ def build(
     console.print(f"models: {result.models_dir}  report: {result.report_dir}")
     if install:
         console.print(f"installed into {install_builtin(result.models_dir)}")
+
+
+@lab_app.command("summary")
+def summary(folders: list[Path] = typer.Argument(..., help="Build folders (--out of each seed).")) -> None:
+    """Mean and spread over seeds of every lab score, as Markdown (what docs/lab.md reports)."""
+    from trainer.lab.summary import load_reports, summarise
+
+    try:
+        typer.echo(summarise(load_reports(folders)), nl=False)
+    except (FileNotFoundError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from error

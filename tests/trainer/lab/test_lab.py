@@ -53,7 +53,13 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
     from trainer.lab.pipeline import install_builtin
 
     out = tmp_path / "lab"
-    result = CliRunner().invoke(app, ["lab", "build", "--quick", "--seed", "1", "--out", str(out)])
+    threads = torch.get_num_threads()
+    try:  # one thread: small ops on a shared CPU are faster without oversubscription
+        result = CliRunner().invoke(
+            app, ["lab", "build", "--quick", "--seed", "1", "--out", str(out), "--threads", "1"]
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     models = out / "models"
     assert [a.id for a in list_artifacts(models)] == ["lab-clip-base", "lab-clip-diva"]
@@ -84,6 +90,10 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
     assert len(lab["post"]["mmvp_patterns"]) == 9
     assert (out / "report" / "mmvp_patterns.png").stat().st_size > 0
     assert (models / "lab-clip-diva" / "report" / "report.json").is_file()
+
+    summary = CliRunner().invoke(app, ["lab", "summary", str(out)])
+    assert summary.exit_code == 0, summary.output
+    assert "| base |" in summary.output and "Orientation and Direction" in summary.output
 
     installed = install_builtin(models, tmp_path / "builtin")
     assert sorted(p.name for p in installed.iterdir()) == ["lab-clip-base", "lab-clip-diva", "lab-sd"]
