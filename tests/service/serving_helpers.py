@@ -50,6 +50,17 @@ def png_bytes(seed: int, size: int = 48, fmt: str = "PNG") -> bytes:
     return buffer.getvalue()
 
 
+def photo_jpeg(seed: int, size: tuple[int, int] = (90, 70)) -> bytes:
+    """A smooth picture (JPEG's natural input) so resampling differences stay small."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    channels = [np.sin(x / rng.uniform(5, 15) + c) * np.cos(y / rng.uniform(5, 15)) for c in range(3)]
+    pixels = ((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
 def b64(data: bytes, uri: bool = False) -> str:
     text = base64.b64encode(data).decode()
     return f"data:image/png;base64,{text}" if uri else text

@@ -195,3 +195,13 @@ def test_train_scope_dependency_refuses_inference_keys(serving_home):
         assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
         allowed = test_client.post("/train-only", headers={"Authorization": "Bearer trainer"})
         assert allowed.json() == {"key": "trainer"}
+
+
+def test_openapi_documents_the_contract_with_examples(client):
+    schema = client.get("/openapi.json").json()
+    for path in ("/v1/embeddings", "/v1/embeddings/images", "/v1/classify", "/v1/models", "/readyz"):
+        assert path in schema["paths"]
+    request = schema["components"]["schemas"]["EmbeddingRequest"]
+    assert request["examples"][0]["model"] == "lab-clip-diva"
+    assert "422" in schema["paths"]["/v1/classify"]["post"]["responses"]
+    assert client.get("/docs").status_code == 200

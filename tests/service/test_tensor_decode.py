@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from fastapi.testclient import TestClient
-from PIL import Image
-from serving_helpers import TINY_ID, b64, png_bytes
+from serving_helpers import TINY_ID, b64, photo_jpeg, png_bytes
 
 from service.core.config import Settings
 from service.main import create_app
-
-
-def photo_jpeg(seed: int, size: tuple[int, int] = (90, 70)) -> bytes:
-    """A smooth picture (JPEG's natural input) so resampling differences stay small."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0 : size[1], 0 : size[0]]
-    channels = [np.sin(x / rng.uniform(5, 15) + c) * np.cos(y / rng.uniform(5, 15)) for c in range(3)]
-    pixels = ((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
-    return buffer.getvalue()
 
 
 def test_torchvision_decoder_matches_pil_path(serving_home):

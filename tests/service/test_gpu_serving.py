@@ -1,0 +1,29 @@
+"""On a GPU: bf16 serving with nvJPEG decoding agrees with the exact fp32 CPU path (opt-in: -m gpu)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from serving_helpers import TINY_ID, b64, photo_jpeg, png_bytes
+
+from service.core.config import Settings
+from service.main import create_app
+
+
+@pytest.mark.gpu
+def test_gpu_bf16_with_gpu_decoding_matches_cpu_fp32(serving_home):
+    home, _ = serving_home
+    body = {"model": TINY_ID, "input": ["a red cube", *({"image": b64(photo_jpeg(i))} for i in range(6))]}
+    body["input"].append({"image": b64(png_bytes(9))})
+    results = {}
+    for name, extra in {
+        "cpu": {"device": "cpu", "precision": "fp32"},
+        "gpu": {"device": "cuda", "precision": "bf16", "image_decoder": "torchvision"},
+    }.items():
+        with TestClient(create_app(Settings(home=home, default_model=TINY_ID, **extra))) as client:
+            response = client.post("/v1/embeddings", json=body)
+            assert response.status_code == 200, response.text
+            results[name] = np.array([row["embedding"] for row in response.json()["data"]])
+    cosine = (results["cpu"] * results["gpu"]).sum(axis=1)
+    assert cosine.min() > 0.99, cosine
