@@ -178,6 +178,60 @@ def time_variant(name, setup, batch, device, args, *, loss_fn, optimizer, autoca
     return Measure(name, rate, _peak(device), loss)
 
 
+def step_flops(setup, args) -> dict[str, float]:
+    """FLOPs per image of each part of the step, counted on the meta device (no memory, no time).
+
+    UNet: forward + backward to the condition, per draw; tower: forward + backward (weights and
+    input); VAE: encoder forward. Turns images/s into achieved TFLOP/s, i.e. how close to the
+    card's peak a variant runs.
+    """
+    import open_clip
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(fn) -> float:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return float(counter.get_total_flops())
+
+    unet_cfg = dict(setup.feedback.unet.config)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(unet_cfg).requires_grad_(False)
+        latent = torch.empty(1, *setup.latent_shape)
+        cond = torch.empty(1, setup.condition_length, setup.feedback.cross_attention_dim, requires_grad=True)
+        out = {}
+        pred = None
+
+        def unet_forward() -> None:
+            nonlocal pred
+            pred = unet(latent, torch.tensor([500]), encoder_hidden_states=cond).sample
+
+        out["unet_fwd"] = count(unet_forward)
+        out["unet_bwd"] = count(lambda: pred.sum().backward())
+        vae_cfg = setup.feedback.vae.config if setup.feedback.vae is not None else None
+        if vae_cfg is not None:
+            vae = AutoencoderKL.from_config(dict(vae_cfg)).requires_grad_(False)
+            out["vae_encode"] = count(lambda: vae.encode(torch.empty(1, 3, args.crop, args.crop)))
+        else:
+            out["vae_encode"] = 0.0
+        model = open_clip.create_model("ViT-L-14" if args.real else "diva-tiny-vit", device="meta")
+        size = setup.bundle.image_size
+        tokens = None
+
+        def tower_forward() -> None:
+            nonlocal tokens
+            tokens = model.visual(torch.empty(1, 3, size, size))
+
+        out["tower_fwd"] = count(tower_forward)
+        out["tower_bwd"] = count(lambda: tokens.sum().backward())
+    draws = args.draws
+    out["per_image_cached"] = (
+        draws * (out["unet_fwd"] + out["unet_bwd"]) + out["tower_fwd"] + out["tower_bwd"]
+    )
+    out["per_image"] = out["per_image_cached"] + out["vae_encode"]
+    return out
+
+
 def run(args) -> dict:
     from trainer.train.loop import feedback_loss
 
@@ -255,29 +309,47 @@ def run(args) -> dict:
         )
     )
     results[-1].note = (note + ", latents cached").strip(", ")
-    return report(results, args, device)
+    flops = step_flops(setup, args)
+    return report(results, args, device, flops)
 
 
-def report(results: list[Measure], args, device: torch.device) -> dict:
+def report(results: list[Measure], args, device: torch.device, flops: dict[str, float]) -> dict:
     base = results[0].images_per_s
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     shape = f"real (ViT-L-14 @224 + SD-2.1-base, crop {args.crop})" if args.real else "tiny"
+
+    def work(m: Measure) -> float:  # FLOPs per image this variant does inside the step
+        return flops["per_image_cached"] if m.name.endswith("+cache") else flops["per_image"]
+
     print(f"\nDIVA training step, {shape}, batch {args.batch}, {args.draws} draws, {card}")
-    print(f"{'variant':<15} {'images/s':>10} {'peak GiB':>9} {'x replica':>10}  note")
+    g = {key: value / 1e9 for key, value in flops.items()}
+    print(
+        f"work per image: {g['per_image']:.1f} GFLOP with the VAE encode, {g['per_image_cached']:.1f} "
+        f"without (per draw UNet fwd {g['unet_fwd']:.1f} + bwd {g['unet_bwd']:.1f}; "
+        f"VAE encode {g['vae_encode']:.1f}; tower fwd+bwd {g['tower_fwd'] + g['tower_bwd']:.1f})"
+    )
+    print(f"{'variant':<15} {'images/s':>10} {'peak GiB':>9} {'x replica':>10} {'TFLOP/s':>9}  note")
     for m in results:
         peak = f"{m.peak_gib:.1f}" if m.peak_gib is not None else "-"
-        print(f"{m.name:<15} {m.images_per_s:>10.1f} {peak:>9} {m.images_per_s / base:>10.2f}  {m.note}")
+        achieved = m.images_per_s * work(m) / 1e12
+        print(
+            f"{m.name:<15} {m.images_per_s:>10.1f} {peak:>9} {m.images_per_s / base:>10.2f} "
+            f"{achieved:>9.2f}  {m.note}"
+        )
     payload = {
         "bench": "train_step",
         "card": card,
         "shape": "real" if args.real else "tiny",
         "batch": args.batch,
         "draws": args.draws,
+        "tflop_per_image": round(flops["per_image"] / 1e12, 4),
+        "tflop_per_image_cached": round(flops["per_image_cached"] / 1e12, 4),
         "results": {
             m.name: {
                 "images_per_s": round(m.images_per_s, 3),
                 "peak_gib": None if m.peak_gib is None else round(m.peak_gib, 2),
                 "ratio": round(m.images_per_s / base, 3),
+                "tflops_per_s": round(m.images_per_s * work(m) / 1e12, 3),
                 "loss": m.loss,
                 "note": m.note,
             }
