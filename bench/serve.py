@@ -441,6 +441,7 @@ def bench_gpu(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "DIVA_MAX_INPUTS": str(max(256, args.images_per_request)),
         "DIVA_DECODE_WORKERS": str(args.decode_workers),
         "DIVA_MAX_REQUEST_BYTES": str(1 << 30),
+        "DIVA_CUDA_GRAPHS": "1" if args.cuda_graphs else "0",
     }
     kwargs = {"clients": args.gpu_clients, "images_per_request": args.images_per_request}
     path = "/v1/embeddings/images"
@@ -491,6 +492,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images-per-request", type=int, default=64)
     parser.add_argument("--jpeg-size", type=int, default=256)
     parser.add_argument("--decode-workers", type=int, default=8)
+    parser.add_argument(
+        "--cuda-graphs", action="store_true", help="GPU mode: the server replays the tower as CUDA graphs."
+    )
     parser.add_argument(
         "--server-workers",
         default="1",

@@ -100,6 +100,8 @@ def _torch_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
         device=settings.device,
         precision=settings.precision,
         threads=settings.torch_threads,
+        cuda_graphs=settings.cuda_graphs,
+        max_batch=settings.batch_max_size,
     )
 
 

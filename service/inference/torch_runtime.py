@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import torch
 
 from service.inference.preprocessing import ModelIO
+
+log = logging.getLogger("diva.torch_runtime")
 
 
 def resolve_device(device: str) -> str:
@@ -48,7 +51,15 @@ class TorchRuntime:
 
     name = "torch"
 
-    def __init__(self, bundle: Any, *, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        bundle: Any,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        cuda_graphs: bool = False,
+        max_batch: int = 32,
+    ) -> None:
         self.bundle = bundle
         self.model = bundle.model.eval().requires_grad_(False)
         self.device = torch.device(device)
@@ -67,10 +78,38 @@ class TorchRuntime:
             context_length=bundle.context_length,
             embed_dim=bundle.embed_dim,
         )
+        self.graphed_images = None
+        if cuda_graphs and self.device.type == "cuda":
+            self.graphed_images = self._capture(max_batch)
+
+    def _capture(self, max_batch: int) -> Any:
+        """CUDA graphs of the image tower, or None (eager) when capture fails: slower, never down."""
+        from service.inference.cuda_graphs import GraphedTower
+
+        size = self.io.image_size
+        try:
+            return GraphedTower(
+                self.model.encode_image,
+                (3, size, size),
+                device=self.device,
+                dtype=self.dtype,
+                max_batch=max_batch,
+            )
+        except Exception:
+            log.exception("CUDA graph capture failed; serving the image tower eagerly")
+            return None
 
     @classmethod
     def load(
-        cls, source: str, pretrained: str | None, *, device: str, precision: str, threads: int | None = None
+        cls,
+        source: str,
+        pretrained: str | None,
+        *,
+        device: str,
+        precision: str,
+        threads: int | None = None,
+        cuda_graphs: bool = False,
+        max_batch: int = 32,
     ) -> TorchRuntime:
         """Build from a model source; ``threads`` (CPU only) goes to :func:`configure_cpu_threads`."""
         from trainer.backbones.factory import create_clip
@@ -79,7 +118,13 @@ class TorchRuntime:
         if device == "cpu" and threads is not None:
             configure_cpu_threads(threads)
         bundle = create_clip(source, pretrained, device="cpu")
-        return cls(bundle, device=device, precision=resolve_precision(precision, device))
+        return cls(
+            bundle,
+            device=device,
+            precision=resolve_precision(precision, device),
+            cuda_graphs=cuda_graphs,
+            max_batch=max_batch,
+        )
 
     @torch.inference_mode()
     def encode_images(self, pixels: np.ndarray) -> np.ndarray:
@@ -89,7 +134,8 @@ class TorchRuntime:
     def encode_image_tensor(self, pixels: torch.Tensor) -> np.ndarray:
         """Tensor entry (already on the device, e.g. decoded on the GPU) -> float32 numpy."""
         pixels = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
-        return self.model.encode_image(pixels).float().cpu().numpy()
+        tower = self.graphed_images or self.model.encode_image
+        return tower(pixels).float().cpu().numpy()
 
     @torch.inference_mode()
     def encode_texts(self, tokens: np.ndarray) -> np.ndarray:
@@ -97,6 +143,7 @@ class TorchRuntime:
         return self.model.encode_text(ids).float().cpu().numpy()
 
     def close(self) -> None:
+        self.graphed_images = None
         self.model = None  # type: ignore[assignment]
         self.bundle = None
         if self.device.type == "cuda":

@@ -27,3 +27,19 @@ def test_gpu_bf16_with_gpu_decoding_matches_cpu_fp32(serving_home):
             results[name] = np.array([row["embedding"] for row in response.json()["data"]])
     cosine = (results["cpu"] * results["gpu"]).sum(axis=1)
     assert cosine.min() > 0.99, cosine
+
+
+@pytest.mark.gpu
+def test_cuda_graph_tower_matches_eager_for_every_batch_size():
+    import torch
+
+    from service.inference.torch_runtime import TorchRuntime
+
+    eager = TorchRuntime.load("diva-tiny-vit", None, device="cuda", precision="fp32")
+    graphed = TorchRuntime(eager.bundle, device="cuda", precision="fp32", cuda_graphs=True, max_batch=12)
+    assert graphed.graphed_images is not None and graphed.graphed_images.sizes == [1, 2, 4, 8, 12]
+    for count in (1, 3, 8, 12, 30):  # 30 > max_batch: split into graph-sized chunks
+        pixels = torch.randn(count, 3, 32, 32, device="cuda")
+        with torch.inference_mode():
+            expected = eager.model.encode_image(pixels).float().cpu().numpy()
+        np.testing.assert_allclose(graphed.encode_image_tensor(pixels), expected, atol=1e-4)
