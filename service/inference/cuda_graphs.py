@@ -55,7 +55,8 @@ class GraphedTower:
                         forward(static_in)
                 torch.cuda.current_stream(device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool):
+                # thread_local: decoding threads may use CUDA while a lazily loaded model captures
+                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
                     static_out = forward(static_in)
                 pool = graph.pool()
                 self.graphs[size] = (graph, static_in, static_out)
