@@ -81,7 +81,10 @@ def _run(recipe, *, quiet: bool):
     check_diffusion_folder(recipe.diffusion)  # fail before drawing a progress bar
     discover_images(recipe.data.path, recipe.data.kind)
     if quiet or os.environ.get("RANK", "0") != "0":
-        return run_training(recipe)
+        try:
+            return run_training(recipe)
+        finally:
+            _leave_process_group()
     columns = (
         TextColumn("[bold]train"),
         BarColumn(),
@@ -95,7 +98,18 @@ def _run(recipe, *, quiet: bool):
         def on_progress(event: ProgressEvent) -> None:
             bar.update(task, completed=event.step, loss=event.loss, lr=event.lr, rate=event.images_per_s)
 
-        return run_training(recipe, progress=on_progress)
+        try:
+            return run_training(recipe, progress=on_progress)
+        finally:
+            _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under torchrun the loop joined a process group; leave it cleanly before the process exits."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def register(app: typer.Typer) -> None:

@@ -50,8 +50,11 @@ class TokenTower(nn.Module):
         """Width of the projected tokens (the CLIP joint embedding dimension)."""
         if self.is_timm:
             head = self.visual.head
-            proj = getattr(head, "proj", None)
-            return int(proj.out_features) if proj is not None else int(self.visual.trunk.num_features)
+            if hasattr(head, "proj"):
+                return int(head.proj.out_features)
+            if hasattr(head, "mlp"):
+                return int(head.mlp.fc2.out_features)
+            return int(self.visual.trunk.num_features)
         proj = self.visual.proj
         return int(proj.shape[1]) if proj is not None else int(self.visual.ln_post.normalized_shape[0])
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from trainer.backbones.tokens import VisionTokens
@@ -33,6 +33,12 @@ class ClsPlusRandom(_Condition):
     n: int | None = Field(76, ge=1)
     fraction: float | None = Field(None, gt=0, le=1, description="Overrides n: floor(fraction*N).")
     combine: Combine = "tokenwise"
+
+    @model_validator(mode="after")
+    def _count(self) -> ClsPlusRandom:
+        if self.n is None and self.fraction is None:
+            raise ValueError("cls_plus_random needs n (a token count) or fraction (of the patches)")
+        return self
 
 
 class ClsPlusAll(_Condition):

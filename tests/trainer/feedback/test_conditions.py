@@ -78,3 +78,8 @@ def test_projectors_and_config_union():
         adapter.validate_python({"kind": "cls_plus_random", "n": 76, "typo": 1})
     with pytest.raises(ValidationError):
         adapter.validate_python({"kind": "nope"})
+
+
+def test_cls_plus_random_needs_a_count():
+    with pytest.raises(ValidationError, match="needs n"):
+        ClsPlusRandom(n=None)
