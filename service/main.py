@@ -55,6 +55,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for ``settings`` (default: the environment's)."""
     settings = settings or get_settings()
+    if settings.batch_queue_size < settings.max_inputs:
+        raise ValueError(
+            f"DIVA_BATCH_QUEUE_SIZE ({settings.batch_queue_size}) must be at least DIVA_MAX_INPUTS "
+            f"({settings.max_inputs}), or a large request could never be queued"
+        )
     configure_logging()
     metrics = Metrics()
     app = FastAPI(

@@ -176,7 +176,11 @@ class InferenceEngine:
         self.metrics.label_cache.labels("miss").inc()
         prompts = [template.replace("{}", label) for label in labels for template in templates]
         tokens = await asyncio.to_thread(self.tokenize, model, prompts)
-        text = l2_normalize(await self.encode_tokens(model, tokens))
+        step = self.settings.batch_max_size  # chunks: a large label set must not overflow the queue
+        text = np.concatenate(
+            [await self.encode_tokens(model, tokens[i : i + step]) for i in range(0, len(tokens), step)]
+        )
+        text = l2_normalize(text)
         per_label = text.reshape(len(labels), len(templates), -1).mean(axis=1)
         classifier = l2_normalize(per_label).astype(np.float32)
         self._labels[key] = classifier

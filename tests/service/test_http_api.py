@@ -205,3 +205,19 @@ def test_openapi_documents_the_contract_with_examples(client):
     assert request["examples"][0]["model"] == "lab-clip-diva"
     assert "422" in schema["paths"]["/v1/classify"]["post"]["responses"]
     assert client.get("/docs").status_code == 200
+
+
+def test_label_sets_larger_than_the_queue_are_encoded_in_chunks(serving_home):
+    home, _ = serving_home
+    settings = Settings(
+        home=home, default_model=TINY_ID, batch_max_size=8, batch_queue_size=16, max_inputs=16
+    )
+    labels = [f"shape number {i}" for i in range(20)]
+    body = {"images": [b64(png_bytes(4))], "labels": labels, "templates": ["a {}.", "the {}."]}
+    with TestClient(create_app(settings)) as test_client:
+        response = test_client.post("/v1/classify", json=body)
+        assert response.status_code == 200, response.text
+        scores = [item["score"] for item in response.json()["data"][0]["labels"]]
+        assert len(scores) == 20 and abs(sum(scores) - 1) < 1e-5
+    with pytest.raises(ValueError, match="DIVA_BATCH_QUEUE_SIZE"):
+        create_app(Settings(home=home, batch_queue_size=4, max_inputs=16))

@@ -61,6 +61,7 @@ def test_full_queue_gets_429_with_retry_after(serving_home, gated_runtime):
         runtime="gated",
         batch_max_size=1,
         batch_queue_size=2,
+        max_inputs=2,
         batch_max_wait_ms=0,
     )
     one = {"input": [{"image": b64(png_bytes(1))}]}
