@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainer.backbones import UnknownBackboneError
+from trainer.backbones import UnknownBackboneError, create_clip, save_open_clip
 from trainer.feedback import DiffusionFolderError
 from trainer.train import run_training
 from trainer.train.checkpoint import latest_checkpoint, list_checkpoints
@@ -134,3 +134,25 @@ def test_bad_inputs_are_clear_errors(make_recipe, tmp_path):
         run_training(make_recipe(model="ViT-Nope"))
     with pytest.raises(DiffusionFolderError, match="does not exist"):
         run_training(make_recipe(diffusion=str(tmp_path / "no-sd")))
+
+
+def test_timm_tower_with_map_pooling_trains_and_reloads(make_recipe, tmp_path):
+    """The SigLIP family's path (timm trunk, MAP-pooled token + average-pooled patches), tiny."""
+    torch.manual_seed(0)
+    base = save_open_clip(create_clip("diva-tiny-maphead"), tmp_path / "maphead")
+    recipe = make_recipe(
+        steps=2, model=str(base), condition={"kind": "pooled_plus_avgpool", "window": 14, "combine": "mean"}
+    )
+    result = run_training(recipe)
+    assert result.steps_done == 2
+    before = load_file(base / "open_clip_model.safetensors")
+    after = load_file(result.output_dir / "open_clip_model.safetensors")
+    assert not torch.equal(
+        before["visual.trunk.patch_embed.proj.weight"], after["visual.trunk.patch_embed.proj.weight"]
+    )
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("visual."))
+    pixels = torch.randn(1, 3, 224, 224)
+    reloaded, _, _ = open_clip.create_model_and_transforms(f"local-dir:{result.output_dir}")
+    with torch.no_grad():
+        expected = result.bundle.model.eval().encode_image(pixels)
+        assert torch.allclose(reloaded.eval().encode_image(pixels), expected, atol=1e-5)
