@@ -7,5 +7,15 @@ from trainer.backbones.factory import (
     list_architectures,
     save_open_clip,
 )
+from trainer.backbones.tokens import TokenTower, UnsupportedTowerError, VisionTokens
 
-__all__ = ["ClipBundle", "UnknownBackboneError", "create_clip", "list_architectures", "save_open_clip"]
+__all__ = [
+    "ClipBundle",
+    "TokenTower",
+    "UnknownBackboneError",
+    "UnsupportedTowerError",
+    "VisionTokens",
+    "create_clip",
+    "list_architectures",
+    "save_open_clip",
+]
