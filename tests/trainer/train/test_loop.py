@@ -156,3 +156,13 @@ def test_timm_tower_with_map_pooling_trains_and_reloads(make_recipe, tmp_path):
     with torch.no_grad():
         expected = result.bundle.model.eval().encode_image(pixels)
         assert torch.allclose(reloaded.eval().encode_image(pixels), expected, atol=1e-5)
+
+
+def test_resuming_with_another_recipe_is_refused(make_recipe):
+    from trainer.train.checkpoint import CheckpointMismatchError
+
+    run_training(make_recipe(steps=2))
+    with pytest.raises(CheckpointMismatchError, match="seed"):
+        run_training(make_recipe(steps=2, seed=7))
+    again = run_training(make_recipe(steps=2))  # same recipe: a finished run just re-saves its model
+    assert again.resumed_from_step == 2 and again.steps_done == 2 and again.output_dir.is_dir()
