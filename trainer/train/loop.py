@@ -242,7 +242,12 @@ def run_training(
                 model=setup.student,
                 optimizer=optimizer,
                 fingerprint=stamp,
-                extra={"skipped": sorted(skipped), "loss": loss_value},
+                extra={
+                    "skipped": sorted(skipped),
+                    "loss": loss_value,
+                    "data_position": at * global_batch,  # next sample position (see data.py)
+                    "config": config.model_dump(mode="json"),
+                },
                 keep=config.keep_checkpoints,
             )
         barrier(info)
