@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from service.core.config import Settings
 from service.datasets import DatasetNotFound, DatasetStore
 from service.jobs import Job, JobStatus, JobStore
-from worker.recipe import JobSetupError, build_train_config, resolve_base_model
+from worker.recipe import JobSetupError, build_train_config, job_run_dir, resolve_base_model
 
 log = logging.getLogger("diva.worker")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -167,7 +168,7 @@ def _train_and_publish(job: Job, settings: Settings, store: JobStore, live: _Liv
         "final_loss": result.final_loss,
         "resumed_from_step": result.resumed_from_step,
     }
-    store.finish(
+    finished = store.finish(
         job.id,
         WORKER_NAME,
         JobStatus.succeeded,
@@ -176,6 +177,8 @@ def _train_and_publish(job: Job, settings: Settings, store: JobStore, live: _Liv
         message=published.message,
         progress=progress,
     )
+    if finished:  # the model now lives in the registry (or unpublished/): checkpoints are dead weight
+        shutil.rmtree(job_run_dir(settings, job.id), ignore_errors=True)
     return f"succeeded: {published.model_id or 'not published'}"
 
 
