@@ -27,6 +27,7 @@ from service.inference.registry import (
     RuntimeUnavailable,
     peek_loaded,
 )
+from service.inference.runtime import RuntimeFailure
 
 log = logging.getLogger("diva.engine")
 
@@ -107,6 +108,9 @@ class InferenceEngine:
             raise ApiError(
                 429, "rate_limit_error", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
             ) from None
+        except RuntimeFailure as exc:
+            log.warning("runtime failed", extra={"model": model.id, "error": str(exc)})
+            raise ApiError(503, "runtime_unavailable", str(exc), headers={"Retry-After": "1"}) from None
 
     # --- images ------------------------------------------------------------------------------
     def _decode_one(self, model: LoadedModel, data: bytes, index: int) -> np.ndarray:

@@ -12,6 +12,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 
+class RuntimeFailure(RuntimeError):
+    """The runtime's backend failed on a valid request (a remote server down or erroring).
+
+    The gateway answers 503 for it: the client's input was fine and a retry may succeed.
+    """
+
+
 @runtime_checkable
 class EncoderRuntime(Protocol):
     """Encodes preprocessed batches of one model version."""

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from service.inference.runtime import RuntimeFailure
+
 if TYPE_CHECKING:
     from service.core.config import Settings
     from service.inference.registry import ModelSpec
@@ -29,7 +31,7 @@ _TOWERS = {
 }
 
 
-class TritonUnavailable(RuntimeError):
+class TritonUnavailable(RuntimeFailure):
     """The server is unreachable, or does not serve the model this runtime was asked for."""
 
 
@@ -161,6 +163,8 @@ class TritonRuntime:
             result = self._client().infer(model, [request], outputs=wanted, **kwargs)
         except InferenceServerException as exc:
             raise TritonUnavailable(f"Triton model {model!r} failed: {exc.message()}") from exc
+        except (OSError, ConnectionError) as exc:  # the server went away after loading
+            raise TritonUnavailable(f"Triton at {self.url} is unreachable: {exc}") from exc
         return result.as_numpy(output_name).astype(np.float32, copy=False)
 
 

@@ -155,3 +155,30 @@ def test_deploy_templates_are_what_the_exporter_writes(tower: str, dims: list[in
         preferred=[8, 16, 32, 64], delay=2000, instances=1, kind="gpu", tensorrt=True, fp16=True,
     )  # fmt: skip
     assert _parse(template) == text_format.Parse(expected, pb.ModelConfig())
+
+
+def test_triton_lost_after_loading_is_503_and_other_runtimes_keep_serving(
+    tmp_path: Path, tiny_bundle
+) -> None:
+    """A Triton server that dies under a loaded model gives 503 (retryable), never a 500."""
+    from fastapi.testclient import TestClient
+    from pytriton_helpers import triton_server
+
+    from service.main import create_app
+
+    artifact = ModelArtifact(write_registry_model(tmp_path / "models", tiny_bundle))
+    export_model(artifact, "onnx", artifact.onnx_dir)
+    export_model(artifact, "triton", artifact.triton_dir, kind="cpu", max_batch_size=16)
+    body = {"model": "tiny-clip", "input": ["a photo of a cat"]}
+    with triton_server(artifact.triton_dir / "python", tmp_path / "triton.log") as server:
+        settings = _settings(tmp_path, server)
+        settings.triton_timeout_s = 5
+        with TestClient(create_app(settings)) as client:
+            assert client.post("/v1/embeddings?runtime=triton", json=body).status_code == 200
+            server.process.terminate()
+            server.process.wait(timeout=30)
+            lost = client.post("/v1/embeddings?runtime=triton", json=body)
+            assert lost.status_code == 503, lost.text
+            assert lost.json()["error"]["type"] == "runtime_unavailable"
+            assert lost.headers["Retry-After"] == "1"
+            assert client.post("/v1/embeddings?runtime=onnx", json=body).status_code == 200
