@@ -33,8 +33,9 @@ def zero_shot_gate(base_top1: float, post_top1: float, tolerance: float = DEFAUL
     if not isinstance(tolerance, (int, float)) or math.isnan(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance must be a non-negative number of points, got {tolerance!r}")
     drop = base_top1 - post_top1
+    change = post_top1 - base_top1
     numbers = (
-        f"zero-shot top-1 {base_top1:.2f} -> {post_top1:.2f} ({-drop:+.2f} points, tolerance {tolerance:g})"
+        f"zero-shot top-1 {base_top1:.2f} -> {post_top1:.2f} ({change:+.2f} points, tolerance {tolerance:g})"
     )
     if drop <= tolerance + 1e-9:
         return GateDecision(True, f"passed: {numbers}", float(base_top1), float(post_top1), float(tolerance))
