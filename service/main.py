@@ -86,7 +86,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        metrics=metrics,
+        # Dataset uploads are spooled to disk and verified file by file: their own, larger limit
+        # (plus room for multipart framing) instead of the inference-sized default.
+        body_limits={"/v1/datasets": settings.dataset_max_bytes + (1 << 20)},
+    )
 
     from service.api.router import api_router
 

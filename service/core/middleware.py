@@ -22,10 +22,25 @@ log = logging.getLogger("diva.access")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        body_limits: dict[str, int] | None = None,
+    ) -> None:
+        """``body_limits`` maps path prefixes to their own limit (dataset uploads are larger)."""
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_limits = sorted((body_limits or {}).items(), key=lambda item: -len(item[0]))
         self.metrics = metrics
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.body_limits:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,7 +61,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            refusal, receive = await self._limit_body(headers, receive)
+            refusal, receive = await self._limit_body(headers, receive, self._limit_for(scope["path"]))
             if refusal is not None:
                 await _send_json(send_with_id, *refusal)
             else:
@@ -56,10 +71,9 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     async def _limit_body(
-        self, headers: dict[str, str], receive: Receive
+        self, headers: dict[str, str], receive: Receive, limit: int
     ) -> tuple[tuple[int, dict[str, Any]] | None, Receive]:
         """(status, error body) when the body is too large, and the receive to pass on."""
-        limit = self.max_body_bytes
         too_large = (413, error_body("payload_too_large", f"request body larger than {limit} bytes"))
         length = headers.get("content-length")
         if length is not None:

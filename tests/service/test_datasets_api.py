@@ -98,3 +98,15 @@ def test_upload_needs_the_train_scope(tmp_path: Path) -> None:
         assert denied.status_code == 403
         ok = client.post("/v1/datasets", files=files, headers={"Authorization": "Bearer trainer"})
         assert ok.status_code == 201
+
+
+def test_dataset_uploads_have_their_own_body_limit(tmp_path: Path) -> None:
+    """An upload larger than the inference body limit is accepted by /v1/datasets only."""
+    files = [("files", (f"{i}.png", png(i, size=64))) for i in range(4)]
+    with make_client(tmp_path, max_request_bytes=20_000, dataset_max_bytes=2_000_000) as client:
+        uploaded = client.post("/v1/datasets", files=files)
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["num_images"] == 4
+        blob = "x" * 30_000
+        refused = client.post("/v1/embeddings", json={"input": [blob]})
+        assert refused.status_code == 413 and refused.json()["error"]["type"] == "payload_too_large"
