@@ -11,6 +11,7 @@ A gated model is kept unpublished under the job's folder, with the reason in the
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from service.core.config import Settings
 from service.jobs import Job
 from trainer.artifacts import ModelArtifact, ModelManifest
 from worker.recipe import job_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
         names=(job.base_model, model_id),
     )
     mmvp_post.save(artifact.report_dir)
+    exports = _write_exports(post_bundle, artifact, settings.publish_exports) if publish_it else {}
     evals = {
         "mmvp_synthetic": {"average": mmvp_post.average, "patterns": mmvp_post.patterns},
         "mmvp_synthetic_base": {"average": mmvp_base.average, "patterns": mmvp_base.patterns},
@@ -88,6 +92,8 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
         "zeroshot_synthetic_base": {"top1": zs_base.top1, "top5": zs_base.top5},
         "gate": {"passed": gate.passed, "reason": gate.reason, "tolerance": gate.tolerance},
     }
+    if exports:
+        evals["exports"] = exports
     base_manifest = base.read_manifest()
     manifest = ModelManifest(
         id=model_id,
@@ -132,6 +138,29 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(staging), kept)
     return Published(None, metrics, f"not published: zero-shot gate {gate.reason}; kept at {kept}")
+
+
+def _write_exports(bundle: Any, artifact: ModelArtifact, formats: list[str]) -> dict[str, str]:
+    """Fill ``onnx/`` and ``hf/`` so the model is servable by ONNX Runtime and downloadable at once.
+
+    A format the architecture cannot take (e.g. hf for a tower transformers cannot express) is
+    recorded with its reason instead of failing the job: the open_clip weights are what count.
+    """
+    from trainer.export import export_model
+
+    targets = {"onnx": artifact.onnx_dir, "hf": artifact.hf_dir}
+    done: dict[str, str] = {}
+    for fmt in formats:
+        if fmt not in targets:
+            raise ValueError(f"DIVA_PUBLISH_EXPORTS: unknown format {fmt!r}; choose from {sorted(targets)}")
+        try:
+            export_model(bundle, fmt, targets[fmt])
+            done[fmt] = "ok"
+        except Exception as exc:  # one format failing must not lose a trained model
+            log.warning("publish export %s failed: %s", fmt, exc)
+            shutil.rmtree(targets[fmt], ignore_errors=True)
+            done[fmt] = f"skipped: {exc}"
+    return done
 
 
 def _open_clip_folder(trained_dir: Path | str) -> Path:

@@ -100,11 +100,23 @@ class Settings(BaseSettings):
     publish_gate_tolerance: float = Field(
         1.0, ge=0, description="Zero-shot top-1 points a job may lose and still be published."
     )
+    publish_exports: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["onnx", "hf"],
+        description="Formats written into a published model folder (onnx, hf); comma separated.",
+    )
     dataset_max_files: int = Field(10_000, ge=1)
     dataset_max_bytes: int = Field(2 << 30, ge=1, description="Upload size limit, archives expanded.")
     dataset_max_file_bytes: int = Field(64 << 20, ge=1)
 
-    @field_validator("models", "api_keys", "cors_origins", "image_formats", "triton_models", mode="before")
+    @field_validator(
+        "models",
+        "api_keys",
+        "cors_origins",
+        "image_formats",
+        "triton_models",
+        "publish_exports",
+        mode="before",
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

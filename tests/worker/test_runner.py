@@ -61,6 +61,9 @@ def test_job_runs_publishes_and_is_idempotent(lab: tuple[LabHome, Settings, JobS
     assert manifest["eval"]["gate"]["passed"] == job.metrics["gate_passed"]
     assert "open_clip/open_clip_model.safetensors" in manifest["checksums"]
     assert (folder / "report" / "report.json").is_file() and (folder / "README.md").is_file()
+    # published with its exports: ONNX Runtime can serve it and MLLM teams can download hf/ at once
+    assert manifest["eval"]["exports"] == {"onnx": "ok", "hf": "ok"}
+    assert {"onnx/visual.onnx", "onnx/textual.onnx", "hf/model.safetensors"} <= set(manifest["checksums"])
     assert not (settings.jobs_dir / job_id / "run").exists()  # checkpoints freed once published
     # a duplicate message (redelivery) changes nothing
     assert run_job(job_id, settings) == "skipped: already succeeded"
