@@ -123,7 +123,6 @@ class Stopwatch:
 
 def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) -> LabResult:
     """Run every stage; return the scores and paths (see the module docstring)."""
-    import torch
 
     from trainer.lab.data import make_scene_set
     from trainer.lab.evaluate import make_lab_benchmark
@@ -213,7 +212,6 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     probes = run_probes(config, sd_dir, base_bundle, post_bundle)
     report_dir = write_lab_report(out / "report", config, base_scores, post_scores, clock, probes, variants)
     shutil.copytree(report_dir, diva_artifact.report_dir, dirs_exist_ok=True)
-    del torch
     return LabResult(models, report_dir, base_scores.to_dict(), post_scores.to_dict(), clock.wall, clock.cpu)
 
 
