@@ -87,25 +87,12 @@ def write_model(home: Path, arch: str) -> Any:
     """A random-weight model of ``arch`` in registry layout under ``home/models``."""
     import torch
 
-    from trainer.artifacts import ModelArtifact, ModelManifest
-    from trainer.backbones.factory import create_clip, save_open_clip
+    from trainer.backbones.factory import create_clip, write_model_folder
 
     torch.manual_seed(0)
     bundle = create_clip(arch)
-    artifact = ModelArtifact(home / "models" / MODEL_ID)
-    save_open_clip(bundle, artifact.open_clip_dir)
-    artifact.write_manifest(
-        ModelManifest(
-            id=MODEL_ID,
-            architecture=bundle.architecture,
-            embed_dim=bundle.embed_dim,
-            image_size=bundle.image_size,
-            mean=bundle.mean,
-            std=bundle.std,
-            context_length=bundle.context_length,
-            description="random weights for benchmarks",
-        ),
-        checksum=False,
+    artifact = write_model_folder(
+        bundle, home / "models", MODEL_ID, checksum=False, description="random weights for benchmarks"
     )
     return bundle, artifact
 

@@ -136,8 +136,8 @@ def models_pull(
 ) -> None:
     """Copy a model into the registry ($DIVA_HOME/models/<id>): served at once, exportable."""
     from service.core.config import get_settings
-    from trainer.artifacts import InvalidModelId, ModelArtifact, ModelManifest
-    from trainer.backbones.factory import UnknownBackboneError, create_clip, save_open_clip
+    from trainer.artifacts import InvalidModelId, ModelArtifact
+    from trainer.backbones.factory import UnknownBackboneError, create_clip, write_model_folder
 
     settings = get_settings()
     try:
@@ -147,24 +147,16 @@ def models_pull(
         raise typer.BadParameter(str(exc)) from None
     if artifact.exists():
         raise typer.BadParameter(f"model {model_id!r} already exists in {settings.models_dir}")
-    save_open_clip(bundle, artifact.open_clip_dir)
-    patch = bundle.model_cfg.get("vision_cfg", {}).get("patch_size")
-    artifact.write_manifest(
-        ModelManifest(
-            id=model_id,
-            architecture=bundle.architecture,
-            base=bundle.source,
-            recipe=None,
-            embed_dim=bundle.embed_dim,
-            image_size=bundle.image_size,
-            patch_size=patch,
-            mean=bundle.mean,
-            std=bundle.std,
-            interpolation=str(bundle.preprocess_cfg["interpolation"]),
-            resize_mode=str(bundle.preprocess_cfg["resize_mode"]),
-            context_length=bundle.context_length,
-            description=description or f"pulled from {bundle.source}",
-        )
+    write_model_folder(
+        bundle,
+        settings.models_dir,
+        model_id,
+        base=bundle.source,
+        recipe=None,
+        patch_size=bundle.model_cfg.get("vision_cfg", {}).get("patch_size"),
+        interpolation=str(bundle.preprocess_cfg["interpolation"]),
+        resize_mode=str(bundle.preprocess_cfg["resize_mode"]),
+        description=description or f"pulled from {bundle.source}",
     )
     typer.echo(f"wrote {artifact.root}")
 

@@ -56,7 +56,7 @@ def new_model_id(job: Job) -> str:
 
 
 def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Settings) -> Published:
-    from trainer.backbones.factory import create_clip
+    from trainer.backbones.factory import create_clip, manifest_for
     from trainer.eval import evaluate_mmvp, evaluate_zeroshot, write_report, zero_shot_gate
 
     device = _device(settings)
@@ -95,20 +95,15 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
     if exports:
         evals["exports"] = exports
     base_manifest = base.read_manifest()
-    manifest = ModelManifest(
-        id=model_id,
-        architecture=post_bundle.architecture,
+    manifest = manifest_for(
+        post_bundle,
+        model_id,
         base=job.base_model,
         recipe=job.recipe,
         job=job.id,
-        embed_dim=post_bundle.embed_dim,
-        image_size=post_bundle.image_size,
         patch_size=base_manifest.patch_size,
-        mean=post_bundle.mean,
-        std=post_bundle.std,
         interpolation=str(post_bundle.preprocess_cfg.get("interpolation", base_manifest.interpolation)),
         resize_mode=str(post_bundle.preprocess_cfg.get("resize_mode", base_manifest.resize_mode)),
-        context_length=post_bundle.context_length,
         feature_layer=base_manifest.feature_layer,
         eval=evals,
         lineage=[*base_manifest.lineage, job.base_model],

@@ -45,25 +45,10 @@ def png_bytes(seed: int, size: int = 24) -> bytes:
 def build_template(home: Path, num_images: int = 8) -> LabHome:
     """Write everything a job needs under ``home`` (slow part: building the tiny models)."""
     from service.datasets import DatasetLimits, DatasetStore, Upload, ingest
-    from trainer.artifacts import ModelArtifact, ModelManifest
-    from trainer.backbones.factory import create_clip, save_open_clip
+    from trainer.backbones.factory import create_clip, write_model_folder
     from trainer.feedback import build_tiny_diffusion
 
-    artifact = ModelArtifact(home / "models" / BASE_MODEL)
-    bundle = create_clip("diva-tiny-vit")
-    save_open_clip(bundle, artifact.open_clip_dir)
-    artifact.write_manifest(
-        ModelManifest(
-            id=BASE_MODEL,
-            architecture=bundle.architecture,
-            embed_dim=bundle.embed_dim,
-            image_size=bundle.image_size,
-            patch_size=8,
-            mean=bundle.mean,
-            std=bundle.std,
-            context_length=bundle.context_length,
-        )
-    )
+    write_model_folder(create_clip("diva-tiny-vit"), home / "models", BASE_MODEL, patch_size=8)
     build_tiny_diffusion(home / "diffusion" / DIFFUSION, with_vae=False, sample_size=8)
     (home / "recipes").mkdir(parents=True, exist_ok=True)
     (home / "recipes" / f"{RECIPE}.yaml").write_text(RECIPE_YAML)

@@ -19,26 +19,12 @@ def make_tiny_model(models_dir: Path, model_id: str = TINY_ID, seed: int = 0):
     """Write a random tiny CLIP in registry layout; return its bundle (for parity checks)."""
     import torch
 
-    from trainer.artifacts import ModelArtifact, ModelManifest
-    from trainer.backbones.factory import create_clip, save_open_clip
+    from trainer.backbones.factory import create_clip, write_model_folder
 
     torch.manual_seed(seed)
     bundle = create_clip("diva-tiny-vit")
-    artifact = ModelArtifact(models_dir / model_id)
-    save_open_clip(bundle, artifact.open_clip_dir)
-    artifact.write_manifest(
-        ModelManifest(
-            id=model_id,
-            architecture=bundle.architecture,
-            embed_dim=bundle.embed_dim,
-            image_size=bundle.image_size,
-            patch_size=8,
-            context_length=bundle.context_length,
-            mean=bundle.mean,
-            std=bundle.std,
-            recipe="test",
-            description="random tiny CLIP for tests",
-        )
+    write_model_folder(
+        bundle, models_dir, model_id, patch_size=8, recipe="test", description="random tiny CLIP for tests"
     )
     return bundle
 

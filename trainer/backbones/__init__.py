@@ -5,7 +5,9 @@ from trainer.backbones.factory import (
     UnknownBackboneError,
     create_clip,
     list_architectures,
+    manifest_for,
     save_open_clip,
+    write_model_folder,
 )
 from trainer.backbones.tokens import TokenTower, UnsupportedTowerError, VisionTokens
 
@@ -17,5 +19,7 @@ __all__ = [
     "VisionTokens",
     "create_clip",
     "list_architectures",
+    "manifest_for",
     "save_open_clip",
+    "write_model_folder",
 ]

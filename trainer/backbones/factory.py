@@ -26,7 +26,7 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 from safetensors.torch import save_file
 
-from trainer.artifacts import OPEN_CLIP_CONFIG, OPEN_CLIP_WEIGHTS
+from trainer.artifacts import OPEN_CLIP_CONFIG, OPEN_CLIP_WEIGHTS, ModelArtifact, ModelManifest
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -213,6 +213,39 @@ def save_open_clip(
         # open_clip's HFTokenizer (lab word-level, SigLIP, ...) loads from the model folder itself.
         bundle.tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def manifest_for(bundle: ClipBundle, model_id: str, **fields: Any) -> ModelManifest:
+    """A :class:`ModelManifest` whose shape fields (architecture, sizes, normalisation) are the
+    bundle's; ``fields`` give the rest (``patch_size``, ``base``, ``recipe``, ``eval``, ...)."""
+    return ModelManifest(
+        id=model_id,
+        architecture=bundle.architecture,
+        embed_dim=bundle.embed_dim,
+        image_size=bundle.image_size,
+        mean=bundle.mean,
+        std=bundle.std,
+        context_length=bundle.context_length,
+        **fields,
+    )
+
+
+def write_model_folder(
+    bundle: ClipBundle,
+    registry_root: Path | str,
+    model_id: str,
+    *,
+    checksum: bool = True,
+    **fields: Any,
+) -> ModelArtifact:
+    """Write ``<registry_root>/<model_id>/`` (``open_clip/`` + ``manifest.json``) from ``bundle``.
+
+    ``fields`` go to :func:`manifest_for`; ``checksum`` to :meth:`ModelArtifact.write_manifest`.
+    """
+    artifact = ModelArtifact.in_registry(registry_root, model_id)
+    save_open_clip(bundle, artifact.open_clip_dir)
+    artifact.write_manifest(manifest_for(bundle, model_id, **fields), checksum=checksum)
+    return artifact
 
 
 def _default_preprocess() -> dict[str, Any]:
