@@ -25,6 +25,19 @@ def diva_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     get_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread per test module: on a shared 2-core box, two threads contend and run
+    ~10x slower. Code under test may change it (the serving runtime sets its own); each module
+    starts again from one, and the count found before is restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU tests are opt-in (-m gpu) and skip cleanly where no CUDA device exists."""
     import importlib.util
