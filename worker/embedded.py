@@ -51,7 +51,8 @@ class RedisServer:
         executable: str | None = None,
         persist: bool = True,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        # Absolute: redis-server applies --dir (a chdir) before it opens --logfile.
+        self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.executable = executable or bundled_redis_server()
         self.persist = persist
