@@ -82,40 +82,13 @@ def test_zeroshot_gate_exit_code_follows_the_decision(models, tmp_path):
     )
     assert made.exit_code == 0, made.output
     top1 = {m: evaluate_zeroshot(create_clip(str(m)), data / "classify").top1 for m in (a, b)}
-    run = runner.invoke(
-        app,
-        [
-            "eval",
-            "zeroshot",
-            "-m",
-            str(b),
-            "--compare",
-            str(a),
-            "-d",
-            str(data / "classify"),
-            "-o",
-            str(tmp_path),
-        ],
-    )
+    compare = ["eval", "zeroshot", "-m", str(b), "--compare", str(a), "-d", str(data / "classify")]
+    run = runner.invoke(app, [*compare, "-o", str(tmp_path)])
     expected_pass = top1[b] >= top1[a] - 1.0
     assert run.exit_code == (0 if expected_pass else 1), run.output
     assert ("publish gate passed" if expected_pass else "publish gate failed") in run.output
     assert json.loads((tmp_path / "zeroshot.json").read_text())["top1"] == pytest.approx(top1[b])
-    lenient = runner.invoke(
-        app,
-        [
-            "eval",
-            "zeroshot",
-            "-m",
-            str(b),
-            "--compare",
-            str(a),
-            "-d",
-            str(data / "classify"),
-            "--tolerance",
-            "100",
-        ],
-    )
+    lenient = runner.invoke(app, [*compare, "--tolerance", "100"])
     assert lenient.exit_code == 0 and "publish gate passed" in lenient.output
 
 
