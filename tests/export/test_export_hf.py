@@ -228,3 +228,16 @@ def test_siglip_to_siglip_model(tmp_path: Path) -> None:
         assert (vision(pixel_values=pixels).pooler_output - expected).abs().max() <= 1e-4
         assert (siglip.get_text_features(input_ids=ids) - model.encode_text(ids)).abs().max() <= 1e-4
     assert siglip.logit_bias.item() == pytest.approx(-10.0)
+
+
+def test_a_missing_or_unconverted_weight_is_an_error() -> None:
+    from trainer.export.hf import WeightSource
+
+    weights = WeightSource("arch", {"a": torch.zeros(1), "b": torch.ones(1)})
+    assert torch.equal(weights.take("b"), torch.ones(1))
+    with pytest.raises(HfExportError, match="arch: expected weight 'c' is missing"):
+        weights.take("c")
+    with pytest.raises(HfExportError, match=r"arch: weights with no transformers CLIP counterpart: a$"):
+        weights.check_all_used("transformers CLIP")
+    weights.take("a")
+    weights.check_all_used("transformers CLIP")

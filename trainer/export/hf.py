@@ -58,6 +58,30 @@ class HfExportError(ValueError):
     """The model cannot be expressed as a transformers CLIP without changing what it computes."""
 
 
+class WeightSource:
+    """A model's tensors, handed out by key for a key-renaming conversion. A missing key, and (at
+    :meth:`check_all_used`) a tensor no rule took, raise :class:`HfExportError`: no weight is
+    ever dropped silently."""
+
+    def __init__(self, architecture: str, tensors: dict[str, torch.Tensor]) -> None:
+        self.architecture = architecture
+        self.tensors = tensors
+        self.used: set[str] = set()
+
+    def take(self, key: str) -> torch.Tensor:
+        if key not in self.tensors:
+            raise HfExportError(f"{self.architecture}: expected weight {key!r} is missing")
+        self.used.add(key)
+        return self.tensors[key]
+
+    def check_all_used(self, target: str) -> None:
+        left = sorted(set(self.tensors) - self.used)
+        if left:
+            raise HfExportError(
+                f"{self.architecture}: weights with no {target} counterpart: {', '.join(left[:8])}"
+            )
+
+
 def export_hf(bundle: ClipBundle, out_dir: Path | str, *, vision_only: bool = False) -> Path:
     """Write a transformers folder for ``bundle`` into ``out_dir`` and return it.
 
@@ -162,15 +186,9 @@ def convert_state_dict(bundle: ClipBundle, config: Any) -> dict[str, torch.Tenso
     """open_clip tensors -> transformers key names; every source tensor must be used exactly once."""
     source = {k: v.detach().to("cpu") for k, v in bundle.model.state_dict().items() if k != "attn_mask"}
     text_prefix = "text." if any(k.startswith("text.") for k in source) else ""
+    weights = WeightSource(bundle.architecture, source)
+    take = weights.take
     out: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-
-    def take(key: str) -> torch.Tensor:
-        if key not in source:
-            raise HfExportError(f"{bundle.architecture}: expected weight {key!r} is missing")
-        used.add(key)
-        return source[key]
-
     out["vision_model.embeddings.class_embedding"] = take("visual.class_embedding")
     out["vision_model.embeddings.patch_embedding.weight"] = take("visual.conv1.weight")
     out["vision_model.embeddings.position_embedding.weight"] = take("visual.positional_embedding")
@@ -197,11 +215,7 @@ def convert_state_dict(bundle: ClipBundle, config: Any) -> dict[str, torch.Tenso
                 out[f"{dst}self_attn.v_proj.{part}"] = v
                 for old, new in _BLOCK_RENAMES.items():
                     out[f"{dst}{new}{part}"] = take(f"{src}{old}{part}")
-    left = sorted(set(source) - used)
-    if left:
-        raise HfExportError(
-            f"{bundle.architecture}: weights with no transformers CLIP counterpart: {', '.join(left[:8])}"
-        )
+    weights.check_all_used("transformers CLIP")
     return {k: v.clone() for k, v in out.items()}
 
 

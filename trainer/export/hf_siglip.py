@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trainer.export.hf import HfExportError
+from trainer.export.hf import HfExportError, WeightSource
 
 if TYPE_CHECKING:
     import torch
@@ -90,15 +90,9 @@ def siglip_config(bundle: ClipBundle) -> Any:
 def siglip_state_dict(bundle: ClipBundle, config: Any) -> dict[str, torch.Tensor]:
     """open_clip/timm tensors -> ``SiglipModel`` key names; every source tensor used once."""
     source = {k: v.detach().to("cpu") for k, v in bundle.model.state_dict().items()}
+    weights = WeightSource(bundle.architecture, source)
+    take = weights.take
     out: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-
-    def take(key: str) -> torch.Tensor:
-        if key not in source:
-            raise HfExportError(f"{bundle.architecture}: expected weight {key!r} is missing")
-        used.add(key)
-        return source[key]
-
     v, t = "visual.trunk.", "text."
     out["vision_model.embeddings.patch_embedding.weight"] = take(f"{v}patch_embed.proj.weight")
     out["vision_model.embeddings.patch_embedding.bias"] = take(f"{v}patch_embed.proj.bias")
@@ -135,11 +129,7 @@ def siglip_state_dict(bundle: ClipBundle, config: Any) -> dict[str, torch.Tensor
                 out[f"{dst}{new}{part}"] = take(f"{src}{old}{part}")
     out["logit_scale"] = take("logit_scale").reshape(1)
     out["logit_bias"] = take("logit_bias").reshape(1)
-    left = sorted(set(source) - used)
-    if left:
-        raise HfExportError(
-            f"{bundle.architecture}: weights with no transformers SigLIP counterpart: {', '.join(left[:8])}"
-        )
+    weights.check_all_used("transformers SigLIP")
     return {k: v.clone() for k, v in out.items()}
 
 
