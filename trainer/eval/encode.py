@@ -21,6 +21,20 @@ from PIL import Image
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after every batch; counts items (images + texts)."""
 
+
+def running_total(progress: Progress | None, total: int) -> Callable[[int], None]:
+    """A per-batch ``advance(count)`` that reports ``progress(done so far, total)`` (if given)."""
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total)
+
+    return advance
+
+
 OFFICIAL_MMVP_SCALE = 100.0
 """The scale the MMVP-VLM script uses when a model has no ``logit_scale`` of its own."""
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from trainer.eval.encode import ImageReadError, Progress, read_rgb
+from trainer.eval.encode import ImageReadError, Progress, read_rgb, running_total
 from trainer.eval.mmvp_data import PATTERN_NAMES, MMVPDataError, MMVPPair, load_mmvp
 
 PROMPT_PREFIX = "a photo of "
@@ -182,14 +182,7 @@ def evaluate_mmvp(
 
     images = [(pair, slot) for pair in pairs for slot in (0, 1)]
     statements = [PROMPT_PREFIX + pair.statements[slot] for pair, slot in images]
-    total, done = 2 * len(images), 0
-
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress(done, total)
-
+    advance = running_total(progress, 2 * len(images))
     image_features = encoder.images(images, loader=_pair_image_loader, progress=advance)
     text_features = encoder.texts(statements, progress=advance)
     # Only the pair's own 2 x 2 block matters: cosine[p, statement, image].

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.eval.encode import Progress, read_rgb
+from trainer.eval.encode import Progress, read_rgb, running_total
 
 IMAGE_KEYS = ("image", "filepath")
 CAPTION_KEYS = ("caption", "title")
@@ -136,14 +136,7 @@ def evaluate_retrieval(
 
     images, captions, owner = read_pairs(pairs_file)
     encoder = FeatureEncoder(bundle, device=device, batch_size=batch_size)
-    total, done = len(images) + len(captions), 0
-
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress(done, total)
-
+    advance = running_total(progress, len(images) + len(captions))
     image_features = encoder.images(images, loader=read_rgb, progress=advance)
     text_features = encoder.texts(captions, progress=advance)
     i2t, t2i = recall_at_k((image_features @ text_features.T).numpy(), owner, ks)

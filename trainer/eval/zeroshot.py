@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.eval.encode import Progress, read_rgb
+from trainer.eval.encode import Progress, read_rgb, running_total
 
 CLASSNAMES_FILE = "classnames.json"
 TEMPLATES_FILE = "templates.txt"
@@ -152,14 +152,7 @@ def evaluate_zeroshot(
     templates = check_templates(list(templates or dataset_templates(data_dir) or DEFAULT_TEMPLATES))
     names, samples = read_image_folder(data_dir, classnames)
     encoder = FeatureEncoder(bundle, device=device, batch_size=batch_size)
-    total, done = len(samples) + len(names) * len(templates), 0
-
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress(done, total)
-
+    advance = running_total(progress, len(samples) + len(names) * len(templates))
     prompts = [format_template(t, name) for name in names for t in templates]
     text = encoder.texts(prompts, progress=advance).reshape(len(names), len(templates), -1).mean(dim=1)
     weights = torch.nn.functional.normalize(text, dim=-1)
