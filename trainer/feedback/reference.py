@@ -55,6 +55,7 @@ SD_SCHEDULER: dict[str, Any] = {
     "beta_schedule": "scaled_linear",
     "prediction_type": "epsilon",
     "clip_sample": False,
+    "steps_offset": 1,
 }
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from trainer.feedback.reference import SD_SCHEDULER
+
 # Words of the fixed DIVA prompt plus a few scene words; anything else maps to [UNK].
 _VOCAB_WORDS = [
     "a",
@@ -110,15 +112,7 @@ def build_tiny_diffusion(
         use_linear_projection=True,
     )
     unet.save_pretrained(str(folder / "unet"))
-    DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        prediction_type="epsilon",
-        clip_sample=False,
-        steps_offset=1,
-    ).save_pretrained(str(folder / "scheduler"))
+    DDPMScheduler(**SD_SCHEDULER).save_pretrained(str(folder / "scheduler"))
     _build_tokenizer(folder / "tokenizer", max_length)
     vocab_size = len(_SPECIAL) + len(_VOCAB_WORDS)
     text_config = CLIPTextConfig(

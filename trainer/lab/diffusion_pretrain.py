@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.feedback.diffusion import DEFAULT_PROMPT
+from trainer.feedback.reference import SD_SCHEDULER
 from trainer.lab.clip_pretrain import lr_at
 from trainer.lab.data import SceneSet
 from trainer.lab.vocab import BOS_ID, EOS_ID, PAD_ID, build_word_tokenizer, vocab_size
@@ -83,15 +84,7 @@ def new_diffusion(
             eos_token_id=EOS_ID,
         )
     )
-    scheduler = DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        prediction_type="epsilon",
-        clip_sample=False,
-        steps_offset=1,
-    )
+    scheduler = DDPMScheduler(**SD_SCHEDULER)
     return unet, text_encoder, scheduler
 
 
