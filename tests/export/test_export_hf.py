@@ -241,3 +241,20 @@ def test_a_missing_or_unconverted_weight_is_an_error() -> None:
         weights.check_all_used("transformers CLIP")
     weights.take("a")
     weights.check_all_used("transformers CLIP")
+
+
+def test_text_encoder_matches_open_clip_text_tower(tmp_path):
+    """hf_text_encoder: CLIPTextModelWithProjection with open_clip's text embedding and tokens."""
+    import torch
+
+    from trainer.export.hf import hf_text_encoder
+    from trainer.lab.clip_pretrain import ClipPretrainConfig, new_lab_clip
+
+    bundle = new_lab_clip(ClipPretrainConfig(), tmp_path / "clip", seed=0)
+    encoder = hf_text_encoder(bundle)
+    ids = bundle.tokenizer(["a photo of a red arrow pointing left", "two blue stars"])
+    with torch.no_grad():
+        ours = encoder(ids)
+        theirs = bundle.model.encode_text(ids)
+    assert torch.allclose(ours.text_embeds, theirs, atol=1e-5)
+    assert ours.last_hidden_state.shape == (2, 36, bundle.model_cfg["text_cfg"]["width"])

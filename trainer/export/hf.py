@@ -128,6 +128,26 @@ def export_hf(bundle: ClipBundle, out_dir: Path | str, *, vision_only: bool = Fa
     return out
 
 
+def hf_text_encoder(bundle: ClipBundle) -> Any:
+    """The bundle's text tower as a ``CLIPTextModelWithProjection`` (eval mode, same maths).
+
+    What a diffusion model conditioned on this CLIP's text tower keeps in its ``text_encoder/``
+    folder (SD-2.1 keeps OpenCLIP-H's text tower the same way).
+    """
+    from transformers import CLIPTextModelWithProjection
+
+    config = hf_config(bundle)
+    tensors = convert_state_dict(bundle, config)
+    text = config.text_config
+    text.projection_dim = config.projection_dim
+    text.architectures = ["CLIPTextModelWithProjection"]
+    tensors = {k: v for k, v in tensors.items() if k.startswith(("text_model.", "text_projection."))}
+    _check_keys(tensors, "CLIPTextModelWithProjection", text)
+    model = CLIPTextModelWithProjection(text)
+    model.load_state_dict(tensors, strict=False)  # strict=False: position_ids is a buffer
+    return model.eval()
+
+
 def is_siglip(bundle: ClipBundle) -> bool:
     """A sigmoid-loss tower (logit bias) with a timm SigLIP ViT: goes to ``SiglipModel``."""
     vision = bundle.model_cfg.get("vision_cfg", {})

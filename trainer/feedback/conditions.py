@@ -61,6 +61,16 @@ class ClsOnly(_Condition):
 
     kind: Literal["cls_only"] = "cls_only"
     combine: Combine = "tokenwise"
+    normalize: bool = Field(
+        False,
+        description="L2-normalise the token and scale it to sqrt(width): only its direction reaches the "
+        "UNet, as only the direction counts for the CLIP's similarities (feedback cannot hide in the norm).",
+    )
+    center: bool = Field(
+        False,
+        description="Subtract the batch mean first: the condition carries what tells an image from the "
+        "others, and the gradient that reaches the tower has no part common to the whole batch.",
+    )
 
 
 ConditionConfig = Annotated[
@@ -111,7 +121,17 @@ def _pooled_plus_avgpool(config, tokens: VisionTokens, indices, length: int) -> 
 
 
 def _cls_only(config, tokens: VisionTokens, indices, length: int) -> torch.Tensor:
-    return tokens.pooled[:, None].expand(-1, length, -1)
+    pooled = tokens.pooled
+    if config.center:
+        pooled = pooled - pooled.mean(dim=0, keepdim=True)
+    if config.normalize:
+        pooled = unit_scaled(pooled)
+    return pooled[:, None].expand(-1, length, -1)
+
+
+def unit_scaled(embeds: torch.Tensor) -> torch.Tensor:
+    """Direction only, at norm sqrt(width) (the scale of a LayerNorm-ed token): ``normalize: true``."""
+    return F.normalize(embeds, dim=-1) * embeds.shape[-1] ** 0.5
 
 
 SELECTORS: dict[str, Callable[..., torch.Tensor]] = {
@@ -122,11 +142,28 @@ SELECTORS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def build_projector(kind: str, in_dim: int, out_dim: int) -> nn.Module:
+def build_projector(kind: str, in_dim: int, out_dim: int, init: str = "random") -> nn.Module:
     """The new trainable map from CLIP space to cross-attention width.
 
     ``linear`` is DIVA's ``Linear(D -> 1024)``; ``mlp`` is GenHancer's LN-Linear-GELU-Linear.
+    ``init="identity"`` starts a square ``linear`` map at the identity: for a diffusion model
+    whose condition already lives in this CLIP's joint space (its text encoder is this CLIP's
+    text tower), so the tower's gradient arrives along the directions the text tower uses instead
+    of through a random rotation.
     """
+    if init not in ("random", "identity"):
+        raise ValueError(f"unknown projector init {init!r}: choose 'random' or 'identity'")
+    if init == "identity":
+        if kind != "linear" or in_dim != out_dim:
+            raise ValueError(
+                "projector_init identity needs projector linear and equal widths, "
+                f"got {kind} {in_dim} -> {out_dim}"
+            )
+        layer = nn.Linear(in_dim, out_dim)
+        with torch.no_grad():
+            layer.weight.copy_(torch.eye(out_dim))
+            layer.bias.zero_()
+        return layer
     if kind == "linear":
         return nn.Linear(in_dim, out_dim)
     if kind == "mlp":

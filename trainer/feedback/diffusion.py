@@ -200,4 +200,4 @@ def encode_prompt(text_encoder: torch.nn.Module, tokenizer: Any, prompt: str) ->
         length = int(text_encoder.config.max_position_embeddings)
     ids = tokenizer(prompt, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
     text_encoder.eval()
-    return text_encoder(ids.input_ids)[0]
+    return text_encoder(ids.input_ids).last_hidden_state

@@ -1,8 +1,14 @@
 """Pretraining the lab CLIP from scratch: open_clip's own ``CLIP`` and ``ClipLoss`` on biased captions.
 
-The captions mention shape and colour almost always and the fine properties rarely (rarely, not
-never: the text tower must know the words, or no vision-only post-training could help). The result
-is a CLIP that is good at coarse zero-shot and weak on MMVP-style pairs, the situation DIVA targets.
+The captions mention shape and colour almost always and the fine properties rarely. The result is
+a CLIP that is good at coarse zero-shot and weak on MMVP-style pairs, the situation DIVA targets.
+
+A web-scale CLIP's text tower knows words like "left" or "without" from many captions even where
+its image tower never learned to see the difference; in one small joint run the two towers learn
+the same things, so a text tower that cannot separate "pointing left" from "pointing right"
+leaves no vision-only method anything to win. ``text_teacher_steps`` reproduces the web-scale
+situation in two phases: a CLIP trained on full-detail captions lends its text tower, frozen, to
+a fresh image tower trained on the biased captions (the reverse of LiT's locked image tower).
 """
 
 from __future__ import annotations
@@ -34,7 +40,13 @@ class ClipPretrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)
     warmup_steps: int = Field(60, ge=0)
-    bias: CaptionBias = Field(default_factory=lambda: CaptionBias.rare(0.2))
+    bias: CaptionBias = Field(default_factory=lambda: CaptionBias.rare(0.02))
+    text_teacher_steps: int = Field(
+        400,
+        ge=0,
+        description="Steps of a full-caption CLIP whose frozen text tower the main run keeps (0 = off).",
+    )
+    text_teacher_bias: CaptionBias = Field(default_factory=CaptionBias.full)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -81,6 +93,9 @@ def new_lab_clip(config: ClipPretrainConfig, folder: Path, seed: int) -> ClipBun
     )
 
 
+TEXT_PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+
+
 def pretrain_clip(
     config: ClipPretrainConfig,
     data: SceneSet,
@@ -89,14 +104,59 @@ def pretrain_clip(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> ClipBundle:
-    """Train a fresh lab CLIP on ``data`` and save it as an open_clip folder; return it in eval mode."""
-    from open_clip.loss import ClipLoss
+    """Train a fresh lab CLIP on ``data`` and save it as an open_clip folder; return it in eval mode.
 
+    With ``text_teacher_steps`` the text tower comes, frozen, from a first CLIP trained on
+    ``text_teacher_bias`` captions, and only the image tower (and the temperature) learns from
+    the biased ones. ``progress`` counts the steps of both phases.
+    """
     folder = Path(folder)
     bundle = new_lab_clip(config, folder, seed)
+    total = config.text_teacher_steps + config.steps
+    if config.text_teacher_steps:
+        teacher = new_lab_clip(config, folder, seed)
+        _contrastive(
+            teacher,
+            data,
+            config,
+            config.text_teacher_bias,
+            config.text_teacher_steps,
+            seed,
+            progress,
+            0,
+            total,
+        )
+        text_state = {k: v for k, v in teacher.model.state_dict().items() if k.split(".")[0] in TEXT_PARTS}
+        bundle.model.load_state_dict(text_state, strict=False)
+        for name, param in bundle.model.named_parameters():
+            if name.split(".")[0] in TEXT_PARTS:
+                param.requires_grad_(False)
+    _contrastive(
+        bundle, data, config, config.bias, config.steps, seed, progress, config.text_teacher_steps, total
+    )
+    bundle.model.requires_grad_(True).eval()
+    save_open_clip(bundle, folder)
+    return bundle
+
+
+def _contrastive(
+    bundle: ClipBundle,
+    data: SceneSet,
+    config: ClipPretrainConfig,
+    bias: CaptionBias,
+    steps: int,
+    seed: int,
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> None:
+    """AdamW + ``ClipLoss`` on the bundle's trainable parameters for ``steps`` steps."""
+    from open_clip.loss import ClipLoss
+
     model = bundle.model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in params if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n)]
     optimiser = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
         lr=config.lr,
@@ -104,24 +164,23 @@ def pretrain_clip(
         eps=1e-6,
     )
     loss_fn = ClipLoss()
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    for step in range(config.steps):
+    rng = np.random.default_rng([seed, done])
+    gen = torch.Generator().manual_seed(seed + done)
+    trainable = [p for _, p in params]
+    for step in range(steps):
         for group in optimiser.param_groups:
-            group["lr"] = lr_at(step, config.steps, config.lr, config.warmup_steps)
+            group["lr"] = lr_at(step, steps, config.lr, config.warmup_steps)
         index = torch.randint(len(data), (config.batch_size,), generator=gen)
         images = normalise(data.images[index], config.mean, config.std)
-        texts = bundle.tokenizer(data.captions(index, rng, config.bias))
+        texts = bundle.tokenizer(data.captions(index, rng, bias))
         image_features, text_features, logit_scale = model(images, texts)
         loss = loss_fn(image_features, text_features, logit_scale)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimiser.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if progress is not None:
-            progress(step + 1, config.steps, loss.item())
+            progress(done + step + 1, total, loss.item())
     model.eval()
-    save_open_clip(bundle, folder)
-    return bundle

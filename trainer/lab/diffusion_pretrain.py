@@ -5,6 +5,12 @@ denoise well it must render direction, count, position and state: that knowledge
 diffusion feedback later pushes into the CLIP. At 32 px, pixel space is cheaper and sharper than a
 tiny VAE, so there is no ``vae/`` (the feedback module then resizes crops to ``sample_size``).
 The folder is the diffusers layout SD-2.1-base uses and loads with the same ``from_pretrained``.
+
+Its text encoder is the lab CLIP's own text tower, frozen (SD-2.1 likewise keeps OpenCLIP-H's),
+and its condition (:func:`caption_condition`) is the caption's CLIP embedding added to every
+token of the fixed prompt's embedding: exactly the shape of the CLS-only feedback condition
+(GenHancer, DCR), with text where post-training puts the image. The UNet thus learns to read
+the CLIP's joint space, where a fine property is the direction the text tower gives it.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainer.feedback.conditions import unit_scaled
 from trainer.feedback.diffusion import DEFAULT_PROMPT
 from trainer.feedback.reference import SD_SCHEDULER
 from trainer.lab.clip_pretrain import lr_at
 from trainer.lab.data import SceneSet
-from trainer.lab.vocab import BOS_ID, EOS_ID, PAD_ID, build_word_tokenizer, vocab_size
 from trainer.scenes import CaptionBias
 
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
@@ -33,31 +39,25 @@ class DiffusionPretrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(400, ge=1)
+    steps: int = Field(1200, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)
     sample_size: int = Field(32, ge=8)
     block_out_channels: tuple[int, ...] = (16, 32, 64)
     attention_heads: int = Field(2, ge=1, description="Few, wide heads: tiny heads are slow on CPU.")
-    text_width: int = Field(64, ge=8)
-    text_layers: int = Field(2, ge=1)
-    max_length: int = Field(36, ge=8)
     prompt_drop: float = Field(
         0.1, ge=0, le=1, description="Share of steps' captions replaced by the fixed prompt."
     )
 
 
-def new_diffusion(
-    config: DiffusionPretrainConfig, seed: int
-) -> tuple[torch.nn.Module, torch.nn.Module, object]:
-    """Random UNet, text encoder and the SD-2.1 noise schedule (scaled-linear betas, epsilon)."""
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: int) -> torch.nn.Module:
+    """A random pixel-space UNet whose cross-attention reads ``cross_attention_dim``-wide tokens."""
+    from diffusers import UNet2DConditionModel
 
     torch.manual_seed(seed)
     levels = len(config.block_out_channels)
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         sample_size=config.sample_size,
         in_channels=3,
         out_channels=3,
@@ -65,48 +65,72 @@ def new_diffusion(
         block_out_channels=config.block_out_channels,
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
         up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
-        cross_attention_dim=config.text_width,
+        cross_attention_dim=cross_attention_dim,
         attention_head_dim=config.attention_heads,  # diffusers' legacy name: it is the head count
         norm_num_groups=8,
         use_linear_projection=True,
     )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=vocab_size(),
-            hidden_size=config.text_width,
-            intermediate_size=4 * config.text_width,
-            projection_dim=config.text_width,
-            num_hidden_layers=config.text_layers,
-            num_attention_heads=4,
-            max_position_embeddings=config.max_length,
-            pad_token_id=PAD_ID,
-            bos_token_id=BOS_ID,
-            eos_token_id=EOS_ID,
-        )
-    )
-    scheduler = DDPMScheduler(**SD_SCHEDULER)
-    return unet, text_encoder, scheduler
+
+
+def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
+    """Token ids padded to the tokenizer's length, as the CLIP and ``encode_prompt`` see them."""
+    return tokenizer(
+        captions,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+
+
+def embedding_condition(embeds: torch.Tensor, prompt_states: torch.Tensor) -> torch.Tensor:
+    """lab-sd's condition [B, L, D]: a CLIP embedding's direction added to every prompt token.
+
+    The one place that says how lab-sd reads the joint space. The embedding is L2-normalised
+    (``unit_scaled``) because the CLIP compares directions only; post-training builds the same
+    sum from the image's CLS token (``condition: {kind: cls_only, normalize: true}``).
+    """
+    return unit_scaled(embeds)[:, None, :] + prompt_states.to(embeds.dtype)
+
+
+@torch.no_grad()
+def caption_condition(text_encoder, ids: torch.Tensor, prompt_states: torch.Tensor) -> torch.Tensor:
+    """:func:`embedding_condition` of each caption's CLIP text embedding (pretraining, probes)."""
+    return embedding_condition(text_encoder(ids).text_embeds, prompt_states)
 
 
 def pretrain_diffusion(
     config: DiffusionPretrainConfig,
     data: SceneSet,
     folder: Path | str,
+    clip,
     *,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Path:
-    """Train UNet + text encoder jointly on full-detail captions; write the diffusers folder."""
+    """Train the UNet on full-detail captions read by ``clip``'s frozen text tower; write the folder.
+
+    ``clip`` is the lab CLIP bundle (its open_clip folder holds the word tokenizer); its text
+    tower is stored as ``text_encoder/`` and its tokenizer as ``tokenizer/``.
+    """
     from transformers import AutoTokenizer
+
+    from trainer.export.hf import hf_text_encoder
+    from trainer.feedback.diffusion import encode_prompt
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    build_word_tokenizer(folder / "tokenizer", config.max_length)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
-    unet, text_encoder, scheduler = new_diffusion(config, seed)
+    text_encoder = hf_text_encoder(clip).requires_grad_(False)
+    tokenizer_dir = folder / "tokenizer"
+    clip.tokenizer.save_pretrained(str(tokenizer_dir))  # open_clip's HFTokenizer: the word tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    prompt_states = encode_prompt(text_encoder, tokenizer, DEFAULT_PROMPT)
+    unet = new_unet(config, int(prompt_states.shape[-1]), seed)
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler(**SD_SCHEDULER)
     unet.train()
-    text_encoder.train()
-    params = [*unet.parameters(), *text_encoder.parameters()]
+    params = list(unet.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -119,14 +143,12 @@ def pretrain_diffusion(
             DEFAULT_PROMPT if rng.random() < config.prompt_drop else caption
             for caption in data.captions(index, rng, full)
         ]
-        ids = tokenizer(
-            captions, padding="max_length", max_length=config.max_length, truncation=True, return_tensors="pt"
-        ).input_ids
+        condition = caption_condition(text_encoder, tokenize(tokenizer, captions), prompt_states)
         z0 = to_pixels(data.images[index], config.sample_size)
         noise = torch.randn(z0.shape, generator=gen)
         t = torch.randint(scheduler.config.num_train_timesteps, (len(index),), generator=gen)
         noisy = scheduler.add_noise(z0, noise, t)
-        pred = unet(noisy, t, encoder_hidden_states=text_encoder(ids)[0]).sample
+        pred = unet(noisy, t, encoder_hidden_states=condition).sample
         loss = F.mse_loss(pred, noise)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -134,7 +156,7 @@ def pretrain_diffusion(
         optimiser.step()
         if progress is not None:
             progress(step + 1, config.steps, loss.item())
-    save_diffusion(folder, unet.eval(), text_encoder.eval(), scheduler)
+    save_diffusion(folder, unet.eval(), text_encoder, scheduler)
     return folder
 
 
@@ -159,7 +181,7 @@ def save_diffusion(
         "_diffusers_version": diffusers.__version__,
         "unet": ["diffusers", "UNet2DConditionModel"],
         "scheduler": ["diffusers", "DDPMScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
+        "text_encoder": ["transformers", type(text_encoder).__name__],
         "tokenizer": ["transformers", "PreTrainedTokenizerFast"],
     }
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")

@@ -27,22 +27,16 @@ from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig
 BASE_ID, DIVA_ID, SD_ID = "lab-clip-base", "lab-clip-diva", "lab-sd"
 STAGES = ("generate", "pretrain-clip", "pretrain-diffusion", "evaluate-base", "post-train", "evaluate-post")
 
-# METHOD.md section 5: GenHancer's CLS-only condition through an MLP projector warmed up with the
-# tower frozen, then the same with LoRA, then DCR's InfoNCE on the predicted noise.
+# Other post-trainings of the same base, scored on the same benchmark: DIVA's own condition (CLS +
+# every patch token through a new random Linear, the MetaCLIP/DFN recipe), and the shipped CLS-only
+# condition with a stronger optimiser (AdamW, twice the steps).
 DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
-    "cls-only-warmup": {"condition": {"kind": "cls_only"}, "projector": "mlp", "projector_warmup_steps": 50},
-    "cls-only-lora": {
-        "condition": {"kind": "cls_only"},
-        "projector": "mlp",
-        "projector_warmup_steps": 50,
-        "lora": {"r": 8, "alpha": 8.0},
+    "diva-condition": {
+        "condition": {"kind": "cls_plus_all", "combine": "mean"},
+        "projector": "linear",
+        "projector_init": "random",
     },
-    "dcr-infonce": {
-        "condition": {"kind": "cls_only"},
-        "projector": "mlp",
-        "projector_warmup_steps": 50,
-        "loss": {"kind": "infonce", "temperature": 0.1},
-    },
+    "adamw-400": {"optim.name": "adamw", "optim.lr": 1.0e-4, "steps": 400},
 }
 StageProgress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
 
@@ -68,6 +62,7 @@ class LabBuildConfig(BaseModel):
         description="Extra post-trainings of the same base for comparison: name -> recipe overrides.",
     )
     probe_pairs: int = Field(10, ge=0, description="Pairs per pattern for the diagnostic probes; 0 = off.")
+    ceiling_steps: int = Field(100, ge=1, description="SGD steps of the feedback-ceiling probe.")
 
     @classmethod
     def quick(cls, **changes: Any) -> LabBuildConfig:
@@ -75,12 +70,13 @@ class LabBuildConfig(BaseModel):
         base: dict[str, Any] = {
             "clip_images": 256,
             "feedback_images": 32,
-            "clip": {"steps": 8, "batch_size": 32, "warmup_steps": 2},
+            "clip": {"steps": 8, "batch_size": 32, "warmup_steps": 2, "text_teacher_steps": 8},
             "diffusion": {"steps": 4, "batch_size": 8, "warmup_steps": 1},
             "recipe_overrides": {"steps": 4, "batch_size": 4, "checkpoint_every": 4},
             "benchmark_pairs": 2,
             "benchmark_images_per_class": 2,
             "probe_pairs": 1,
+            "ceiling_steps": 2,
             "variants": {},
         }
         for key, value in changes.items():
@@ -163,7 +159,12 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     from trainer.lab.diffusion_pretrain import pretrain_diffusion
 
     pretrain_diffusion(
-        config.diffusion, data, sd_dir, seed=config.seed, progress=stage_bar("pretrain-diffusion")
+        config.diffusion,
+        data,
+        sd_dir,
+        base_bundle,
+        seed=config.seed,
+        progress=stage_bar("pretrain-diffusion"),
     )
     clock.lap("pretrain-diffusion")
 
@@ -296,10 +297,13 @@ def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -
     """Diagnostics that explain the scores: what lab-sd renders, what the text tower separates."""
     if config.probe_pairs == 0:
         return {}
-    from trainer.lab.probe import caption_sensitivity, text_separation
+    from trainer.lab.probe import caption_sensitivity, feedback_ceiling, text_separation
 
     pairs = config.probe_pairs
     return {
+        "feedback_ceiling": feedback_ceiling(
+            sd_dir, base_bundle, pairs_per_pattern=2 * pairs, steps=config.ceiling_steps, seed=config.seed
+        ),
         "diffusion_caption_sensitivity": caption_sensitivity(
             sd_dir, pairs_per_pattern=pairs, seed=config.seed
         ),

@@ -1,9 +1,12 @@
-"""Does the diffusion model know a property? Caption sensitivity per MMVP pattern.
+"""Diagnostics that separate the three things diffusion feedback needs, per MMVP pattern.
 
-Diffusion feedback can only teach the CLIP what the frozen diffusion model itself uses. For each
-pair of a pattern, this measures the denoising loss of an image under its own statement and under
-the pair's other statement (same noise, same timesteps): the share of images whose own statement
-gives the lower loss. 50% means the model ignores that property; near 100% means it renders it.
+* :func:`caption_sensitivity`: does the frozen diffusion model use the property? The share of
+  images whose own statement gives a lower denoising loss than the pair's other statement (same
+  noise, same timesteps); 50% means it ignores the property, near 100% that it renders it.
+* :func:`text_separation`: can the CLIP's text tower tell the two statements apart at all?
+* :func:`feedback_ceiling`: if the tower could move each image's embedding exactly as the
+  diffusion loss asks, would MMVP rise? Each benchmark-style image's embedding is optimised
+  directly (no tower), so this bounds what feedback can teach, apart from whether a tower learns it.
 """
 
 from __future__ import annotations
@@ -23,17 +26,19 @@ def caption_sensitivity(
 ) -> dict[str, float]:
     """Per pattern: % of images whose true statement lowers the diffusion loss (50 = blind)."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import AutoTokenizer, CLIPTextModel
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
+    from trainer.feedback.diffusion import DEFAULT_PROMPT, encode_prompt
+    from trainer.lab.diffusion_pretrain import caption_condition, tokenize
     from trainer.scenes import PATTERNS, draw_pair
 
     folder = str(diffusion_dir)
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet").eval()
     scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
     tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder").eval()
+    text_encoder = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder").eval()
+    prompt_states = encode_prompt(text_encoder, tokenizer, DEFAULT_PROMPT)
     size = int(unet.config.sample_size)
-    length = int(tokenizer.model_max_length)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     scores: dict[str, float] = {}
@@ -43,14 +48,8 @@ def caption_sensitivity(
             pair = draw_pair(pattern, rng)
             pixels = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in pair.images])
             z0 = to_pixels(pixels, size)  # [2, 3, S, S]
-            ids = tokenizer(
-                [f"a photo of {s}" for s in pair.statements],
-                padding="max_length",
-                max_length=length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids
-            text = text_encoder(ids)[0]  # [2, L, C]
+            ids = tokenize(tokenizer, [f"a photo of {s}" for s in pair.statements])
+            text = caption_condition(text_encoder, ids, prompt_states)  # [2, L, C]
             noise = torch.randn((draws, *z0.shape[1:]), generator=gen)
             t = torch.randint(scheduler.config.num_train_timesteps, (draws,), generator=gen)
             for image in range(2):
@@ -84,4 +83,74 @@ def text_separation(bundle, *, pairs_per_pattern: int = 20, seed: int = 0) -> di
         ]
         text = model.encode_text(bundle.tokenizer([f"a photo of {s}" for s in statements]), normalize=True)
         out[pattern] = float((text[0::2] * text[1::2]).sum(-1).mean())
+    return out
+
+
+def _pair_pixels(pairs) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for p in pairs for im in p.images])
+
+
+def pair_accuracy(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> float:
+    """MMVP-VLM pair accuracy (%) for interleaved pairs: both statements must pick their own image."""
+    image = F.normalize(image_embeds, dim=-1).view(-1, 2, image_embeds.shape[-1])
+    text = F.normalize(text_embeds, dim=-1).view(-1, 2, text_embeds.shape[-1])
+    sims = text @ image.transpose(1, 2)  # [pairs, statement, image]
+    correct = (sims[:, 0, 0] > sims[:, 0, 1]) & (sims[:, 1, 1] > sims[:, 1, 0])
+    return 100.0 * float(correct.float().mean())
+
+
+def feedback_ceiling(
+    diffusion_dir: Path | str,
+    bundle,
+    *,
+    pairs_per_pattern: int = 20,
+    steps: int = 100,
+    lr: float = 20.0,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Per pattern: pair accuracy with the CLIP's own image embeddings ("before") and after
+    ``steps`` of SGD on the embeddings themselves against lab-sd's loss ("after").
+
+    The embeddings are free parameters read through lab-sd's own condition
+    (:func:`~trainer.lab.diffusion_pretrain.embedding_condition`); the text embeddings stay fixed.
+    """
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+    from trainer.feedback.diffusion import DEFAULT_PROMPT, encode_prompt
+    from trainer.lab.data import normalise
+    from trainer.lab.diffusion_pretrain import embedding_condition
+    from trainer.scenes import PATTERNS, draw_pair
+
+    folder = str(diffusion_dir)
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet").eval().requires_grad_(False)
+    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
+    tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
+    text_encoder = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder").eval()
+    prompt_states = encode_prompt(text_encoder, tokenizer, DEFAULT_PROMPT)
+    model = bundle.model.eval()
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, dict[str, float]] = {}
+    for pattern in PATTERNS:
+        pairs = [draw_pair(pattern, rng) for _ in range(pairs_per_pattern)]
+        pixels = _pair_pixels(pairs)
+        with torch.no_grad():
+            start = model.encode_image(normalise(pixels, bundle.mean, bundle.std))
+            text = model.encode_text(
+                bundle.tokenizer([f"a photo of {s}" for p in pairs for s in p.statements])
+            )
+        z0 = to_pixels(pixels, int(unet.config.sample_size))
+        embeds = start.clone().requires_grad_(True)
+        optimiser = torch.optim.SGD([embeds], lr=lr, momentum=0.9)
+        for _ in range(steps):
+            noise = torch.randn(z0.shape, generator=gen)
+            t = torch.randint(scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
+            condition = embedding_condition(embeds, prompt_states)
+            pred = unet(scheduler.add_noise(z0, noise, t), t, encoder_hidden_states=condition).sample
+            loss = F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        out[pattern] = {"before": pair_accuracy(start, text), "after": pair_accuracy(embeds.detach(), text)}
     return out

@@ -79,6 +79,9 @@ class TrainConfig(_Strict):
     data: DataConfig
     condition: ConditionConfig = Field(default_factory=ClsPlusRandom)
     projector: Literal["linear", "mlp"] = "linear"
+    projector_init: Literal["random", "identity"] = Field(
+        "random", description="identity: a square linear projector starts as the identity map."
+    )
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     lora: LoraConfig | None = None

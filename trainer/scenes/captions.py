@@ -58,11 +58,16 @@ def sample_caption(scene: Scene, rng: np.random.Generator, bias: CaptionBias | N
     bias = bias or CaptionBias()
     mentioned = {p for p in PROPERTIES if rng.random() < getattr(bias, p)}
     template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
-    return template.format(describe(scene, mentioned))
+    # Both phrasings of a relation, so "left" and "right" each mean something to the text tower.
+    mirrored = not scene.is_group and "position" in mentioned and bool(rng.random() < 0.5)
+    return template.format(describe(scene, mentioned, mirrored=mirrored))
 
 
-def describe(scene: Scene, mentioned: set[str] | frozenset[str]) -> str:
-    """The scene in words, stating exactly the ``mentioned`` properties that apply to it."""
+def describe(scene: Scene, mentioned: set[str] | frozenset[str], *, mirrored: bool = False) -> str:
+    """The scene in words, stating exactly the ``mentioned`` properties that apply to it.
+
+    ``mirrored`` states a two-object position from the other side ("B to the right of A").
+    """
     unknown = set(mentioned) - set(PROPERTIES)
     if unknown:
         raise ValueError(f"unknown properties {sorted(unknown)}; choose from {PROPERTIES}")
@@ -72,7 +77,7 @@ def describe(scene: Scene, mentioned: set[str] | frozenset[str]) -> str:
         return thing_phrase(things[0], mentioned, count=count, plural=len(things) > 1)
     first, second = (thing_phrase(t, set(mentioned) - {"count"}) for t in things)
     if "position" in mentioned:
-        return f"{first} to the left of {second}"
+        return f"{second} to the right of {first}" if mirrored else f"{first} to the left of {second}"
     return f"{first} and {second}"
 
 

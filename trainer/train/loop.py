@@ -70,6 +70,7 @@ def fingerprint(config: TrainConfig, world: int) -> dict[str, Any]:
         "force_image_size": config.force_image_size,
         "condition": config.condition.model_dump(),
         "projector": config.projector,
+        "projector_init": config.projector_init,
         "lora": config.lora.model_dump() if config.lora else None,
         "steps": config.steps,
         "global_batch": config.batch_size * world * config.grad_accum,

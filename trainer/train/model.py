@@ -125,7 +125,9 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
         tower = apply_lora(tower, config.lora)
     else:
         visual.requires_grad_(True)
-    projector = build_projector(config.projector, _embed_dim(tower), feedback.cross_attention_dim)
+    projector = build_projector(
+        config.projector, _embed_dim(tower), feedback.cross_attention_dim, config.projector_init
+    )
     condition = ConditionBuilder(config.condition, projector, feedback.prompt_embeds.float())
     length = condition.check_shapes(num_patches)
     student = Student(tower, condition).to(device)

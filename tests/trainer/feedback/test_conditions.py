@@ -60,6 +60,18 @@ def test_avgpool_window_and_cls_only_broadcast():
     assert torch.equal(only[:, 2] - torch.arange(8, 12.0), _tokens().pooled)
 
 
+def test_cls_only_can_normalise_and_centre_the_global_token():
+    prompt = _identity_builder(ClsOnly()).prompt_embeds
+    normal = _identity_builder(ClsOnly(normalize=True))(_tokens()) - prompt
+    assert torch.allclose(normal.norm(dim=-1), torch.full((2, 5), 2.0))  # sqrt(width 4)
+    pooled = _tokens().pooled.clone().requires_grad_(True)
+    centred = _identity_builder(ClsOnly(center=True))(VisionTokens(pooled, _tokens().patches)) - prompt
+    assert torch.allclose(centred[:, 0].sum(0), torch.zeros(4))
+    weights = torch.randn(4)
+    (centred[:, 0] @ weights).pow(2).sum().backward()
+    assert torch.allclose(pooled.grad.sum(0), torch.zeros(4), atol=1e-5), "no batch-common gradient"
+
+
 def test_tokenwise_length_mismatch_is_a_clear_error():
     builder = _identity_builder(ClsPlusRandom(n=76), length=77)
     assert builder.check_shapes(256) == 77
@@ -78,6 +90,19 @@ def test_projectors_and_config_union():
         adapter.validate_python({"kind": "cls_plus_random", "n": 76, "typo": 1})
     with pytest.raises(ValidationError):
         adapter.validate_python({"kind": "nope"})
+
+
+def test_identity_projector_starts_as_the_identity_and_still_trains():
+    x = torch.randn(2, 3, 8)
+    layer = build_projector("linear", 8, 8, "identity")
+    assert torch.equal(layer(x), x)
+    assert all(p.requires_grad for p in layer.parameters())
+    with pytest.raises(ValueError, match="equal widths"):
+        build_projector("linear", 8, 16, "identity")
+    with pytest.raises(ValueError, match="equal widths"):
+        build_projector("mlp", 8, 8, "identity")
+    with pytest.raises(ValueError, match="unknown projector init"):
+        build_projector("linear", 8, 8, "orthogonal")
 
 
 def test_cls_plus_random_needs_a_count():

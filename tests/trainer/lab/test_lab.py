@@ -34,12 +34,30 @@ def test_clip_pretraining_is_deterministic_and_learns(tmp_path: Path) -> None:
     from trainer.lab.data import make_scene_set
 
     data = make_scene_set(64, seed=3)
-    config = ClipPretrainConfig(steps=3, batch_size=16, warmup_steps=1)
+    config = ClipPretrainConfig(steps=3, batch_size=16, warmup_steps=1, text_teacher_steps=0)
     first = pretrain_clip(config, data, tmp_path / "a", seed=5).model.state_dict()
     second = pretrain_clip(config, data, tmp_path / "b", seed=5).model.state_dict()
     other = pretrain_clip(config, data, tmp_path / "c", seed=6).model.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_text_teacher_lends_its_frozen_text_tower(tmp_path: Path) -> None:
+    """Two-phase pretraining: the text tower is exactly a full-caption CLIP's, the image tower new."""
+    from trainer.lab.clip_pretrain import TEXT_PARTS, ClipPretrainConfig, pretrain_clip
+    from trainer.lab.data import make_scene_set
+    from trainer.scenes import CaptionBias
+
+    data = make_scene_set(64, seed=3)
+    two_phase = ClipPretrainConfig(steps=2, batch_size=16, warmup_steps=1, text_teacher_steps=3)
+    teacher_only = ClipPretrainConfig(
+        steps=3, batch_size=16, warmup_steps=1, bias=CaptionBias.full(), text_teacher_steps=0
+    )
+    student = pretrain_clip(two_phase, data, tmp_path / "s", seed=5).model.state_dict()
+    teacher = pretrain_clip(teacher_only, data, tmp_path / "t", seed=5).model.state_dict()
+    text_keys = [k for k in student if k.split(".")[0] in TEXT_PARTS and k != "attn_mask"]
+    assert text_keys and all(torch.equal(student[k], teacher[k]) for k in text_keys)
+    assert not torch.equal(student["visual.proj"], teacher["visual.proj"])
 
 
 def test_quick_build_end_to_end(tmp_path: Path) -> None:
@@ -83,8 +101,19 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
 
     diffusion = FrozenDiffusion.load(models / "lab-sd")
     assert diffusion.vae is None and diffusion.pixel_size == 32 and diffusion.prompt_length == 36
+    # lab-sd reads captions with the base CLIP's own text tower (stored as its text_encoder/)
+    from transformers import CLIPTextModelWithProjection
+
+    sd_text = CLIPTextModelWithProjection.from_pretrained(str(models / "lab-sd"), subfolder="text_encoder")
+    with torch.no_grad():
+        assert torch.allclose(sd_text(text).text_embeds, embeddings[0], atol=1e-5)
+    assert diffusion.cross_attention_dim == base_bundle.embed_dim
 
     lab = json.loads((out / "report" / "lab.json").read_text())
+    ceiling = lab["probes"]["feedback_ceiling"]
+    assert len(ceiling) == 9 and all(
+        0 <= v["before"] <= 100 and 0 <= v["after"] <= 100 for v in ceiling.values()
+    )
     assert set(lab["stage_seconds"]) >= {"pretrain-clip", "post-train", "evaluate-post"}
     assert set(lab["base"]["zeroshot"]) == {"shape", "color"}
     assert len(lab["post"]["mmvp_patterns"]) == 9
@@ -97,6 +126,28 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
 
     installed = install_builtin(models, tmp_path / "builtin")
     assert sorted(p.name for p in installed.iterdir()) == ["lab-clip-base", "lab-clip-diva", "lab-sd"]
+
+
+def test_pair_accuracy_needs_both_statements_right() -> None:
+    from trainer.lab.probe import pair_accuracy
+
+    text = torch.tensor([[1.0, 0.0], [0.0, 1.0]] * 2)
+    images = torch.tensor([[1.0, 0.1], [0.1, 1.0], [0.1, 1.0], [1.0, 0.1]])
+    assert pair_accuracy(images, text) == 50.0  # first pair right, second swapped
+    text3 = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    typical = torch.tensor([[1.0, 1.0, 0.0], [0.5, 0.4, 1.0]])
+    assert pair_accuracy(typical, text3) == 0.0  # image 1 wins both statements: the pair fails
+
+
+def test_lab_sd_reads_embeddings_as_directions() -> None:
+    from trainer.lab.diffusion_pretrain import embedding_condition
+
+    prompt = torch.randn(1, 5, 4)
+    embeds = torch.tensor([[3.0, 0.0, 0.0, 4.0]])
+    condition = embedding_condition(embeds, prompt)
+    assert condition.shape == (1, 5, 4)
+    assert torch.allclose(condition, embedding_condition(10 * embeds, prompt))
+    assert torch.allclose((condition - prompt).norm(dim=-1), torch.full((1, 5), 2.0))
 
 
 def test_bad_build_config_is_rejected() -> None:

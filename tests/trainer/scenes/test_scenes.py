@@ -129,3 +129,24 @@ def test_caption_bias_sets_how_often_a_property_is_mentioned() -> None:
         CaptionBias(direction=1.5)
     with pytest.raises(ValueError):
         CaptionBias(orientation=0.1)
+
+
+def test_position_captions_use_both_phrasings_and_stay_true() -> None:
+    """ "B to the right of A" as often as "A to the left of B", so both words carry meaning."""
+    from trainer.scenes.captions import thing_phrase
+
+    rng = np.random.default_rng(4)
+    pairs = [s for s in (sample_scene(rng) for _ in range(600)) if not s.is_group][:150]
+    seen = {"left": 0, "right": 0}
+    for scene in pairs:
+        caption = sample_caption(scene, rng, CaptionBias.full())
+        first, second = (
+            thing_phrase(t, {"shape", "color", "state", "structure", "direction", "mark", "view"})
+            for t in scene.things
+        )
+        if f"{first} to the left of {second}" in caption:
+            seen["left"] += 1
+        else:
+            assert f"{second} to the right of {first}" in caption, caption
+            seen["right"] += 1
+    assert min(seen.values()) > 0.3 * len(pairs), seen
