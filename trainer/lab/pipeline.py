@@ -28,15 +28,22 @@ BASE_ID, DIVA_ID, SD_ID = "lab-clip-base", "lab-clip-diva", "lab-sd"
 STAGES = ("generate", "pretrain-clip", "pretrain-diffusion", "evaluate-base", "post-train", "evaluate-post")
 
 # Other post-trainings of the same base, scored on the same benchmark: DIVA's own condition (CLS +
-# every patch token through a new random Linear, the MetaCLIP/DFN recipe), and the shipped CLS-only
-# condition with a stronger optimiser (AdamW, twice the steps).
+# every patch token through a new random Linear, the MetaCLIP/DFN recipe, full tower, SGD), the
+# shipped condition on the full tower with SGD, and the shipped recipe at twice the learning rate.
 DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
     "diva-condition": {
         "condition": {"kind": "cls_plus_all", "combine": "mean"},
-        "projector": "linear",
         "projector_init": "random",
+        "lora": None,
+        "optim": {"name": "sgd", "lr": 1.0e-2, "momentum": 0.9, "warmup_fraction": 0.05},
+        "steps": 200,
     },
-    "adamw-400": {"optim.name": "adamw", "optim.lr": 1.0e-4, "steps": 400},
+    "full-tower-sgd": {
+        "lora": None,
+        "optim": {"name": "sgd", "lr": 1.0e-2, "momentum": 0.9, "warmup_fraction": 0.05},
+        "steps": 200,
+    },
+    "lora-lr1e-3": {"optim.lr": 1.0e-3},
 }
 StageProgress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
 
