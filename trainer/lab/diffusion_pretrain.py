@@ -113,6 +113,7 @@ def pretrain_diffusion(
     ``clip`` is the lab CLIP bundle (its open_clip folder holds the word tokenizer); its text
     tower is stored as ``text_encoder/`` and its tokenizer as ``tokenizer/``.
     """
+    from diffusers import DDPMScheduler
     from transformers import AutoTokenizer
 
     from trainer.export.hf import hf_text_encoder
@@ -126,8 +127,6 @@ def pretrain_diffusion(
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     prompt_states = encode_prompt(text_encoder, tokenizer, DEFAULT_PROMPT)
     unet = new_unet(config, int(prompt_states.shape[-1]), seed)
-    from diffusers import DDPMScheduler
-
     scheduler = DDPMScheduler(**SD_SCHEDULER)
     unet.train()
     params = list(unet.parameters())

@@ -20,24 +20,31 @@ import torch.nn.functional as F
 from trainer.lab.diffusion_pretrain import to_pixels
 
 
+def load_lab_sd(diffusion_dir: Path | str):
+    """lab-sd's frozen parts for the probes: (unet, scheduler, tokenizer, text encoder, prompt states)."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+    from trainer.feedback.diffusion import DEFAULT_PROMPT, encode_prompt
+
+    folder = str(diffusion_dir)
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet").eval().requires_grad_(False)
+    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
+    tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
+    text_encoder = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder").eval()
+    prompt_states = encode_prompt(text_encoder, tokenizer, DEFAULT_PROMPT)
+    return unet, scheduler, tokenizer, text_encoder, prompt_states
+
+
 @torch.no_grad()
 def caption_sensitivity(
     diffusion_dir: Path | str, *, pairs_per_pattern: int = 10, draws: int = 8, seed: int = 0
 ) -> dict[str, float]:
     """Per pattern: % of images whose true statement lowers the diffusion loss (50 = blind)."""
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import AutoTokenizer, CLIPTextModelWithProjection
-
-    from trainer.feedback.diffusion import DEFAULT_PROMPT, encode_prompt
     from trainer.lab.diffusion_pretrain import caption_condition, tokenize
     from trainer.scenes import PATTERNS, draw_pair
 
-    folder = str(diffusion_dir)
-    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet").eval()
-    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
-    tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    text_encoder = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder").eval()
-    prompt_states = encode_prompt(text_encoder, tokenizer, DEFAULT_PROMPT)
+    unet, scheduler, tokenizer, text_encoder, prompt_states = load_lab_sd(diffusion_dir)
     size = int(unet.config.sample_size)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -46,7 +53,7 @@ def caption_sensitivity(
         wins = []
         for _ in range(pairs_per_pattern):
             pair = draw_pair(pattern, rng)
-            pixels = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in pair.images])
+            pixels = _pair_pixels([pair])
             z0 = to_pixels(pixels, size)  # [2, 3, S, S]
             ids = tokenize(tokenizer, [f"a photo of {s}" for s in pair.statements])
             text = caption_condition(text_encoder, ids, prompt_states)  # [2, L, C]
@@ -114,20 +121,11 @@ def feedback_ceiling(
     The embeddings are free parameters read through lab-sd's own condition
     (:func:`~trainer.lab.diffusion_pretrain.embedding_condition`); the text embeddings stay fixed.
     """
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import AutoTokenizer, CLIPTextModelWithProjection
-
-    from trainer.feedback.diffusion import DEFAULT_PROMPT, encode_prompt
     from trainer.lab.data import normalise
     from trainer.lab.diffusion_pretrain import embedding_condition
     from trainer.scenes import PATTERNS, draw_pair
 
-    folder = str(diffusion_dir)
-    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet").eval().requires_grad_(False)
-    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
-    tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    text_encoder = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder").eval()
-    prompt_states = encode_prompt(text_encoder, tokenizer, DEFAULT_PROMPT)
+    unet, scheduler, _, _, prompt_states = load_lab_sd(diffusion_dir)
     model = bundle.model.eval()
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
