@@ -63,6 +63,12 @@ class LossConfig(_Strict):
     kind: Literal["mse", "infonce"] = "mse"
     temperature: float = Field(0.1, gt=0, description="infonce only.")
     mse_weight: float = Field(0.0, ge=0, description="infonce only: + this x the epsilon MSE.")
+    anchor_weight: float = Field(
+        0.0,
+        ge=0,
+        description="+ this x mean (1 - cosine) between the trained and the frozen base embedding of "
+        "each crop: keeps the joint-space geometry the text tower (zero-shot) relies on; 0 = off.",
+    )
 
 
 class TrainConfig(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -16,19 +17,41 @@ from trainer.recipes.schema import LoraConfig, TrainConfig
 
 
 class Student(nn.Module):
-    """The trainable part: a vision tower with token access and the condition builder."""
+    """The trainable part: a vision tower with token access and the condition builder.
 
-    def __init__(self, tower: nn.Module, condition: ConditionBuilder) -> None:
+    ``reference`` is a frozen copy of the tower as loaded (the anchor loss compares with it). It
+    is kept off the module tree on purpose: not in ``state_dict`` (checkpoints stay one tower),
+    not in ``parameters()`` (the optimiser and DDP never see it).
+    """
+
+    def __init__(
+        self, tower: nn.Module, condition: ConditionBuilder, reference: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.tower = tower
         self.condition = condition
+        object.__setattr__(self, "reference", reference)
 
     def forward(
-        self, pixels: torch.Tensor, indices: torch.Tensor | None = None, *, train_tower: bool = True
-    ) -> torch.Tensor:
+        self,
+        pixels: torch.Tensor,
+        indices: torch.Tensor | None = None,
+        *,
+        train_tower: bool = True,
+        with_drift: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The condition; with ``with_drift`` also mean (1 - cos) to the reference's embedding."""
         with torch.set_grad_enabled(train_tower and torch.is_grad_enabled()):
             tokens = self.tower(pixels)
-        return self.condition(tokens, indices)
+        condition = self.condition(tokens, indices)
+        if not with_drift:
+            return condition
+        if self.reference is None:
+            raise ValueError("with_drift needs a reference tower (set loss.anchor_weight > 0)")
+        with torch.no_grad():
+            anchor = self.reference(pixels).pooled
+        drift = 1.0 - F.cosine_similarity(tokens.pooled.float(), anchor.float(), dim=-1).mean()
+        return condition, drift
 
 
 class TowerInput(nn.Module):
@@ -121,6 +144,9 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
         visual.set_grad_checkpointing(True)
     tower: nn.Module = TokenTower(visual)
     num_patches = tower.num_patches(bundle.image_size)
+    reference = None
+    if config.loss.anchor_weight > 0:  # a frozen copy of the tower as loaded, before any change
+        reference = copy.deepcopy(tower).requires_grad_(False).eval().to(device)
     if config.lora is not None:
         tower = apply_lora(tower, config.lora)
     else:
@@ -130,7 +156,7 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
     )
     condition = ConditionBuilder(config.condition, projector, feedback.prompt_embeds.float())
     length = condition.check_shapes(num_patches)
-    student = Student(tower, condition).to(device)
+    student = Student(tower, condition, reference).to(device)
     tower_input = TowerInput(bundle.image_size, bundle.mean, bundle.std).to(device)
     return FeedbackSetup(
         bundle=bundle,

@@ -68,3 +68,28 @@ def test_speed_and_memory_knobs_do_not_change_the_math(make_recipe, tmp_path):
         assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a), knob
     setup = build_setup(make_recipe(grad_checkpointing=True), torch.device("cpu"), torch.float32)
     assert setup.bundle.model.visual.transformer.grad_checkpointing
+
+
+def test_anchor_adds_the_drift_from_the_frozen_base_and_stays_out_of_checkpoints(make_recipe):
+    from tests.trainer.train.test_loop import _fixed_batch
+    from trainer.train.loop import feedback_loss
+
+    plain_recipe, anchored_recipe = make_recipe(), make_recipe(loss={"anchor_weight": 5.0})
+    setup = build_setup(anchored_recipe, torch.device("cpu"), torch.float32)
+    batch = _fixed_batch(setup)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        plain = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=plain_recipe.loss)
+        start = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=anchored_recipe.loss)
+    assert torch.allclose(plain, start, atol=1e-6)  # the tower is still the base: no drift yet
+    assert not any(k.startswith("reference") for k in setup.student.state_dict())
+    reference = {k: v.clone() for k, v in setup.student.reference.state_dict().items()}
+    with torch.no_grad():
+        setup.bundle.model.visual.proj.add_(0.5 * torch.randn_like(setup.bundle.model.visual.proj))
+        moved_plain = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=plain_recipe.loss)
+        moved = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=anchored_recipe.loss)
+    assert float(moved - moved_plain) > 1e-3  # 5 x (1 - cosine to the frozen base embedding)
+    for key, value in setup.student.reference.state_dict().items():
+        assert torch.equal(value, reference[key]), key  # the reference is a copy, not the tower
+    result = run_training(make_recipe(steps=3, loss={"anchor_weight": 5.0}, lora={"r": 4, "alpha": 8.0}))
+    assert result.steps_done == 3 and torch.isfinite(torch.tensor(result.final_loss))
