@@ -67,8 +67,18 @@ class LossConfig(_Strict):
         0.0,
         ge=0,
         description="+ this x mean (1 - cosine) between the trained and the frozen base embedding of "
-        "each crop: keeps the joint-space geometry the text tower (zero-shot) relies on; 0 = off.",
+        "each crop (trainer.train.anchor); 0 = off.",
     )
+    zeroshot_weight: float = Field(
+        0.0,
+        ge=0,
+        description="+ this x KL(base || trained) of each crop's softmax over zeroshot_classes "
+        "(ZSCL-style zero-shot preservation, trainer.train.anchor); 0 = off.",
+    )
+    zeroshot_classes: list[str] | str | None = Field(
+        None, description="Class names to keep zero-shot accuracy on, or a text file of them (one per line)."
+    )
+    zeroshot_template: str = Field("a photo of a {}.", description="Prompt for each class name.")
 
 
 class TrainConfig(_Strict):

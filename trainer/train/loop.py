@@ -107,29 +107,28 @@ def feedback_loss(
     """Loss of one micro-batch: epsilon MSE with all draws equally weighted (``latents`` if cached).
 
     With ``loss.kind == "infonce"`` (DCR) the batch also carries ``pixels_aug``, a second crop of
-    each image, noised with the same timesteps and noise. ``loss.anchor_weight`` adds the drift of
-    the crop's embedding from the frozen base tower (see ``Student``).
+    each image, noised with the same timesteps and noise. ``loss.anchor_weight`` and
+    ``loss.zeroshot_weight`` add the anchor terms (:mod:`trainer.train.anchor`).
     """
     timesteps = batch["timesteps"].to(device)
     noise = batch["noise"].to(device, non_blocking=True)
     patches = batch["patches"].to(device, non_blocking=True)
 
-    anchor_weight = loss.anchor_weight if loss is not None and train_tower else 0.0
-    drift = torch.zeros((), device=device)
+    anchored = loss is not None and train_tower and (loss.anchor_weight > 0 or loss.zeroshot_weight > 0)
+    anchor = torch.zeros((), device=device)
 
-    def predict(pixels: torch.Tensor, z0: torch.Tensor | None = None, *, anchored: bool = False):
-        nonlocal drift
+    def predict(pixels: torch.Tensor, z0: torch.Tensor | None = None, *, with_anchor: bool = False):
+        nonlocal anchor
         z0 = z0 if z0 is not None else setup.feedback.latents(pixels)
         tower_pixels = setup.tower_input(pixels)
-        if anchored:
-            condition, drift = student(tower_pixels, patches, train_tower=train_tower, with_drift=True)
+        if with_anchor:
+            condition, anchor = student(tower_pixels, patches, train_tower=train_tower, with_anchor=True)
         else:
             condition = student(tower_pixels, patches, train_tower=train_tower)
         return setup.feedback.loss(z0, condition, timesteps, noise)
 
     pixels = batch["pixels"].to(device, non_blocking=True)
-    per_draw, pred = predict(pixels, latents, anchored=anchor_weight > 0)
-    anchor = anchor_weight * drift
+    per_draw, pred = predict(pixels, latents, with_anchor=anchored)
     if loss is None or loss.kind == "mse":
         return per_draw.mean() + anchor
     _, pred_aug = predict(batch["pixels_aug"].to(device, non_blocking=True))

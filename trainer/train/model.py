@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -14,23 +13,23 @@ from trainer.backbones.tokens import TokenTower
 from trainer.feedback.conditions import ConditionBuilder, build_projector, random_count
 from trainer.feedback.diffusion import FrozenDiffusion
 from trainer.recipes.schema import LoraConfig, TrainConfig
+from trainer.train.anchor import BaseAnchor, build_anchor
 
 
 class Student(nn.Module):
     """The trainable part: a vision tower with token access and the condition builder.
 
-    ``reference`` is a frozen copy of the tower as loaded (the anchor loss compares with it). It
-    is kept off the module tree on purpose: not in ``state_dict`` (checkpoints stay one tower),
-    not in ``parameters()`` (the optimiser and DDP never see it).
+    ``anchor`` (optional) scores how far the tower's embeddings moved from the base tower's
+    (:mod:`trainer.train.anchor`); it owns no trainable parameters.
     """
 
     def __init__(
-        self, tower: nn.Module, condition: ConditionBuilder, reference: nn.Module | None = None
+        self, tower: nn.Module, condition: ConditionBuilder, anchor: BaseAnchor | None = None
     ) -> None:
         super().__init__()
         self.tower = tower
         self.condition = condition
-        object.__setattr__(self, "reference", reference)
+        self.anchor = anchor
 
     def forward(
         self,
@@ -38,20 +37,17 @@ class Student(nn.Module):
         indices: torch.Tensor | None = None,
         *,
         train_tower: bool = True,
-        with_drift: bool = False,
+        with_anchor: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The condition; with ``with_drift`` also mean (1 - cos) to the reference's embedding."""
+        """The condition; with ``with_anchor`` also the anchor loss of these pixels."""
         with torch.set_grad_enabled(train_tower and torch.is_grad_enabled()):
             tokens = self.tower(pixels)
         condition = self.condition(tokens, indices)
-        if not with_drift:
+        if not with_anchor:
             return condition
-        if self.reference is None:
-            raise ValueError("with_drift needs a reference tower (set loss.anchor_weight > 0)")
-        with torch.no_grad():
-            anchor = self.reference(pixels).pooled
-        drift = 1.0 - F.cosine_similarity(tokens.pooled.float(), anchor.float(), dim=-1).mean()
-        return condition, drift
+        if self.anchor is None:
+            raise ValueError("with_anchor needs loss.anchor_weight or loss.zeroshot_weight > 0")
+        return condition, self.anchor(tokens.pooled, pixels)
 
 
 class TowerInput(nn.Module):
@@ -144,9 +140,7 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
         visual.set_grad_checkpointing(True)
     tower: nn.Module = TokenTower(visual)
     num_patches = tower.num_patches(bundle.image_size)
-    reference = None
-    if config.loss.anchor_weight > 0:  # a frozen copy of the tower as loaded, before any change
-        reference = copy.deepcopy(tower).requires_grad_(False).eval().to(device)
+    anchor = build_anchor(bundle, tower, config.loss, device)  # copies the tower before any change
     if config.lora is not None:
         tower = apply_lora(tower, config.lora)
     else:
@@ -156,7 +150,7 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
     )
     condition = ConditionBuilder(config.condition, projector, feedback.prompt_embeds.float())
     length = condition.check_shapes(num_patches)
-    student = Student(tower, condition, reference).to(device)
+    student = Student(tower, condition, anchor).to(device)
     tower_input = TowerInput(bundle.image_size, bundle.mean, bundle.std).to(device)
     return FeedbackSetup(
         bundle=bundle,

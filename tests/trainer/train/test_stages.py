@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -70,26 +71,48 @@ def test_speed_and_memory_knobs_do_not_change_the_math(make_recipe, tmp_path):
     assert setup.bundle.model.visual.transformer.grad_checkpointing
 
 
-def test_anchor_adds_the_drift_from_the_frozen_base_and_stays_out_of_checkpoints(make_recipe):
+@pytest.mark.parametrize(
+    "anchor",
+    [
+        {"anchor_weight": 5.0},
+        {"zeroshot_weight": 5.0, "zeroshot_classes": ["cat", "dog", "car", "tree"]},
+    ],
+    ids=["drift", "zeroshot"],
+)
+def test_anchor_terms_are_zero_at_the_base_and_grow_as_the_tower_moves(make_recipe, anchor):
     from tests.trainer.train.test_loop import _fixed_batch
     from trainer.train.loop import feedback_loss
 
-    plain_recipe, anchored_recipe = make_recipe(), make_recipe(loss={"anchor_weight": 5.0})
-    setup = build_setup(anchored_recipe, torch.device("cpu"), torch.float32)
+    cpu = torch.device("cpu")
+    plain_recipe, anchored_recipe = make_recipe(), make_recipe(loss=anchor)
+    setup = build_setup(anchored_recipe, cpu, torch.float32)
     batch = _fixed_batch(setup)
-    torch.manual_seed(0)
     with torch.no_grad():
-        plain = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=plain_recipe.loss)
-        start = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=anchored_recipe.loss)
-    assert torch.allclose(plain, start, atol=1e-6)  # the tower is still the base: no drift yet
-    assert not any(k.startswith("reference") for k in setup.student.state_dict())
-    reference = {k: v.clone() for k, v in setup.student.reference.state_dict().items()}
+        plain = feedback_loss(setup, setup.student, batch, cpu, loss=plain_recipe.loss)
+        start = feedback_loss(setup, setup.student, batch, cpu, loss=anchored_recipe.loss)
+    assert torch.allclose(plain, start, atol=1e-6)  # the tower is still the base: nothing to pay
+    assert not any("reference" in key for key in setup.student.state_dict())  # checkpoints: one tower
+    reference = {k: v.clone() for k, v in setup.student.anchor.reference.state_dict().items()}
     with torch.no_grad():
         setup.bundle.model.visual.proj.add_(0.5 * torch.randn_like(setup.bundle.model.visual.proj))
-        moved_plain = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=plain_recipe.loss)
-        moved = feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=anchored_recipe.loss)
-    assert float(moved - moved_plain) > 1e-3  # 5 x (1 - cosine to the frozen base embedding)
-    for key, value in setup.student.reference.state_dict().items():
+        moved_plain = feedback_loss(setup, setup.student, batch, cpu, loss=plain_recipe.loss)
+        moved = feedback_loss(setup, setup.student, batch, cpu, loss=anchored_recipe.loss)
+    assert float(moved - moved_plain) > 1e-4
+    for key, value in setup.student.anchor.reference.state_dict().items():
         assert torch.equal(value, reference[key]), key  # the reference is a copy, not the tower
-    result = run_training(make_recipe(steps=3, loss={"anchor_weight": 5.0}, lora={"r": 4, "alpha": 8.0}))
+    result = run_training(make_recipe(steps=3, loss=anchor, lora={"r": 4, "alpha": 8.0}))
     assert result.steps_done == 3 and torch.isfinite(torch.tensor(result.final_loss))
+
+
+def test_zeroshot_classes_come_from_a_file_and_must_not_be_empty(make_recipe, tmp_path):
+    from trainer.train.anchor import read_classes
+
+    listing = tmp_path / "classes.txt"
+    listing.write_text("cat\n\n dog \n")
+    assert read_classes(str(listing)) == ["cat", "dog"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_classes(str(tmp_path / "missing.txt"))
+    with pytest.raises(ValueError, match="empty"):
+        read_classes(["", ""])
+    with pytest.raises(ValueError, match="zeroshot_classes"):
+        build_setup(make_recipe(loss={"zeroshot_weight": 1.0}), torch.device("cpu"), torch.float32)

@@ -1,0 +1,102 @@
+"""What keeps post-training from costing zero-shot accuracy: terms that compare with the base tower.
+
+Diffusion feedback moves image embeddings wherever the frozen UNet reads detail best; the text
+tower (zero-shot classification, retrieval) was aligned with where they were. Two terms, both
+measured against a frozen copy of the tower as loaded, on the same crops the feedback sees:
+
+* ``drift``: mean (1 - cosine) between the trained and the base embedding. Blunt: it resists
+  every change, the wanted ones too.
+* ``zeroshot``: ZSCL-style distillation (Zheng et al., 2023): KL(base || trained) of the softmax
+  over a class vocabulary's text embeddings, at the CLIP's own logit scale. It only resists
+  changes that alter how the image ranks those classes, so detail the classes do not name (a
+  direction, a count) is free to move.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.recipes.schema import LossConfig
+
+
+def read_classes(classes: list[str] | str) -> list[str]:
+    """The class vocabulary: a list, or a text file with one class name per line."""
+    if isinstance(classes, str):
+        path = Path(classes)
+        if not path.is_file():
+            raise FileNotFoundError(f"zeroshot_classes file {path} does not exist")
+        classes = [line.strip() for line in path.read_text().splitlines()]
+    names = [name for name in classes if name]
+    if not names:
+        raise ValueError("zeroshot_classes is empty: give class names or a file of them")
+    return names
+
+
+class BaseAnchor(nn.Module):
+    """The weighted anchor terms for a batch of trained embeddings and the pixels they came from.
+
+    ``reference`` (a frozen deep copy of the tower) is kept off the module tree: not in
+    ``state_dict`` (checkpoints stay one tower) and not in ``parameters()`` (the optimiser and
+    DDP never see it). The class text embeddings are a buffer, encoded once by the frozen text tower.
+    """
+
+    def __init__(
+        self,
+        reference: nn.Module,
+        config: LossConfig,
+        class_texts: torch.Tensor | None = None,
+        logit_scale: float = 100.0,
+    ) -> None:
+        super().__init__()
+        object.__setattr__(self, "reference", reference.requires_grad_(False).eval())
+        self.drift_weight = config.anchor_weight
+        self.zeroshot_weight = config.zeroshot_weight
+        self.logit_scale = logit_scale
+        texts = F.normalize(class_texts, dim=-1) if class_texts is not None else torch.empty(0)
+        self.register_buffer("class_texts", texts, persistent=False)
+
+    def to(self, *args, **kwargs):  # the reference is off the tree, so move it by hand
+        self.reference.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def forward(self, pooled: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            base = self.reference(pixels).pooled.float()
+        pooled = pooled.float()
+        loss = torch.zeros((), device=pooled.device)
+        if self.drift_weight > 0:
+            loss = loss + self.drift_weight * (1.0 - F.cosine_similarity(pooled, base, dim=-1).mean())
+        if self.zeroshot_weight > 0:
+            texts = self.class_texts.to(pooled.dtype)
+            teacher = F.log_softmax(self.logit_scale * F.normalize(base, dim=-1) @ texts.T, dim=-1)
+            student = F.log_softmax(self.logit_scale * F.normalize(pooled, dim=-1) @ texts.T, dim=-1)
+            kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+            loss = loss + self.zeroshot_weight * kl
+        return loss
+
+
+@torch.no_grad()
+def class_text_embeddings(bundle, classes: list[str], template: str) -> torch.Tensor:
+    """[K, D] text embeddings of ``template.format(name)`` by the bundle's (frozen) text tower."""
+    model = bundle.model.eval()
+    tokens = bundle.tokenizer([template.format(name) for name in classes])
+    return model.encode_text(tokens, normalize=True).float()
+
+
+def build_anchor(bundle, tower: nn.Module, config: LossConfig, device: torch.device) -> BaseAnchor | None:
+    """A :class:`BaseAnchor` for this run, or None when both weights are 0."""
+    import copy
+
+    if config.anchor_weight == 0 and config.zeroshot_weight == 0:
+        return None
+    texts = None
+    if config.zeroshot_weight > 0:
+        if config.zeroshot_classes is None:
+            raise ValueError("loss.zeroshot_weight > 0 needs loss.zeroshot_classes (names or a file)")
+        texts = class_text_embeddings(bundle, read_classes(config.zeroshot_classes), config.zeroshot_template)
+    scale = float(bundle.model.logit_scale.exp()) if hasattr(bundle.model, "logit_scale") else 100.0
+    return BaseAnchor(copy.deepcopy(tower), config, texts, scale).to(device)
