@@ -52,6 +52,20 @@ def test_lora_trains_adapters_only_and_saves_a_plain_merged_clip(make_recipe, ti
         )
 
 
+def test_infonce_shares_the_noise_so_the_negatives_are_not_trivial(make_recipe):
+    from tests.trainer.train.test_loop import _fixed_batch
+    from trainer.train.loop import feedback_loss
+
+    recipe = make_recipe(loss={"kind": "infonce", "temperature": 0.1})
+    setup = build_setup(recipe, torch.device("cpu"), torch.float32)
+    batch = _fixed_batch(setup)
+    batch["pixels_aug"] = batch["pixels"].flip(-1)
+    with torch.no_grad():
+        value = float(feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=recipe.loss))
+    # Independent noise per image would make every negative orthogonal to the anchor: loss ~0.
+    assert value > 0.3, value
+
+
 def test_infonce_recipe_trains_with_a_second_view(make_recipe):
     result = run_training(
         make_recipe(steps=3, loss={"kind": "infonce", "temperature": 0.1, "mse_weight": 0.5})
