@@ -157,3 +157,12 @@ def test_bad_build_config_is_rejected() -> None:
         LabBuildConfig(clip_imgs=10)
     with pytest.raises(ValueError, match="steps"):
         LabBuildConfig.quick(clip={"steps": 0})
+
+
+def test_lab_recipe_distils_zero_shot_over_the_lab_benchmark_classes():
+    from trainer.lab.evaluate import CLASSNAMES
+    from trainer.recipes.schema import load_train_config
+
+    loss = load_train_config("lab-diva").loss
+    assert loss.zeroshot_weight > 0
+    assert loss.zeroshot_classes == [name for task in CLASSNAMES.values() for name in task.values()]
