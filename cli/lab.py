@@ -29,6 +29,9 @@ def build(
         None, "--config", help="A JSON/YAML LabBuildConfig (clip/diffusion knobs); flags win over it."
     ),
     install: bool = typer.Option(False, "--install", help="Copy the built models into trainer/lab/builtin."),
+    compare: bool = typer.Option(
+        False, "--compare", help="Also post-train the base with DIVA's own condition (about 50 s more)."
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
 ) -> None:
     """Generate -> pretrain CLIP -> pretrain diffusion -> evaluate -> post-train -> evaluate."""
@@ -37,7 +40,7 @@ def build(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from trainer.lab.pipeline import STAGES, LabBuildConfig, build_lab, install_builtin
+    from trainer.lab.pipeline import COMPARISON_VARIANTS, STAGES, LabBuildConfig, build_lab, install_builtin
     from trainer.recipes.schema import parse_override
 
     if threads:
@@ -46,6 +49,8 @@ def build(
     overrides = dict(raw.pop("recipe_overrides", {}) or {})
     overrides.update(parse_override(item) for item in override or [])
     fields = {**raw, "seed": seed, "out": out, "recipe": recipe, "recipe_overrides": overrides}
+    if compare:
+        fields["variants"] = {**COMPARISON_VARIANTS, **raw.get("variants", {})}
     try:
         config = LabBuildConfig.quick(**fields) if quick else LabBuildConfig.model_validate(fields)
     except ValueError as error:
