@@ -122,23 +122,19 @@ def feedback_loss(
         noise = noise[:1].expand_as(noise)
 
     anchored = loss is not None and train_tower and (loss.anchor_weight > 0 or loss.zeroshot_weight > 0)
-    anchor = torch.zeros((), device=device)
 
     def predict(pixels: torch.Tensor, z0: torch.Tensor | None = None, *, with_anchor: bool = False):
-        nonlocal anchor
+        """(per-draw loss, prediction, anchor loss or 0) of one view."""
         z0 = z0 if z0 is not None else setup.feedback.latents(pixels)
-        tower_pixels = setup.tower_input(pixels)
-        if with_anchor:
-            condition, anchor = student(tower_pixels, patches, train_tower=train_tower, with_anchor=True)
-        else:
-            condition = student(tower_pixels, patches, train_tower=train_tower)
-        return setup.feedback.loss(z0, condition, timesteps, noise)
+        out = student(setup.tower_input(pixels), patches, train_tower=train_tower, with_anchor=with_anchor)
+        condition, anchor = out if with_anchor else (out, 0.0)
+        return (*setup.feedback.loss(z0, condition, timesteps, noise), anchor)
 
     pixels = batch["pixels"].to(device, non_blocking=True)
-    per_draw, pred = predict(pixels, latents, with_anchor=anchored)
+    per_draw, pred, anchor = predict(pixels, latents, with_anchor=anchored)
     if loss is None or loss.kind == "mse":
         return per_draw.mean() + anchor
-    _, pred_aug = predict(batch["pixels_aug"].to(device, non_blocking=True))
+    _, pred_aug, _ = predict(batch["pixels_aug"].to(device, non_blocking=True))
     contrastive = infonce_on_noise(pred, pred_aug, noise, loss.temperature)
     return contrastive + loss.mse_weight * per_draw.mean() + anchor
 
