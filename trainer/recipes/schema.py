@@ -80,6 +80,11 @@ class LossConfig(_Strict):
     )
     zeroshot_template: str = Field("a photo of a {}.", description="Prompt for each class name.")
 
+    @property
+    def uses_base_anchor(self) -> bool:
+        """Whether a term compares with the frozen base tower (trainer.train.anchor)."""
+        return self.anchor_weight > 0 or self.zeroshot_weight > 0
+
 
 class TrainConfig(_Strict):
     """Every knob of one post-training run (METHOD.md section 2 defaults)."""

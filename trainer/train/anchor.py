@@ -14,6 +14,7 @@ measured against a frozen copy of the tower as loaded, on the same crops the fee
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -59,10 +60,6 @@ class BaseAnchor(nn.Module):
         texts = F.normalize(class_texts, dim=-1) if class_texts is not None else torch.empty(0)
         self.register_buffer("class_texts", texts, persistent=False)
 
-    def to(self, *args, **kwargs):  # the reference is off the tree, so move it by hand
-        self.reference.to(*args, **kwargs)
-        return super().to(*args, **kwargs)
-
     def forward(self, pooled: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             base = self.reference(pixels).pooled.float()
@@ -71,7 +68,7 @@ class BaseAnchor(nn.Module):
         if self.drift_weight > 0:
             loss = loss + self.drift_weight * (1.0 - F.cosine_similarity(pooled, base, dim=-1).mean())
         if self.zeroshot_weight > 0:
-            texts = self.class_texts.to(pooled.dtype)
+            texts = self.class_texts
             teacher = F.log_softmax(self.logit_scale * F.normalize(base, dim=-1) @ texts.T, dim=-1)
             student = F.log_softmax(self.logit_scale * F.normalize(pooled, dim=-1) @ texts.T, dim=-1)
             kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
@@ -88,10 +85,8 @@ def class_text_embeddings(bundle, classes: list[str], template: str) -> torch.Te
 
 
 def build_anchor(bundle, tower: nn.Module, config: LossConfig, device: torch.device) -> BaseAnchor | None:
-    """A :class:`BaseAnchor` for this run, or None when both weights are 0."""
-    import copy
-
-    if config.anchor_weight == 0 and config.zeroshot_weight == 0:
+    """A :class:`BaseAnchor` for this run (on ``device``), or None when both weights are 0."""
+    if not config.uses_base_anchor:
         return None
     texts = None
     if config.zeroshot_weight > 0:
@@ -99,4 +94,5 @@ def build_anchor(bundle, tower: nn.Module, config: LossConfig, device: torch.dev
             raise ValueError("loss.zeroshot_weight > 0 needs loss.zeroshot_classes (names or a file)")
         texts = class_text_embeddings(bundle, read_classes(config.zeroshot_classes), config.zeroshot_template)
     scale = float(bundle.model.logit_scale.exp()) if hasattr(bundle.model, "logit_scale") else 100.0
-    return BaseAnchor(copy.deepcopy(tower), config, texts, scale).to(device)
+    # The reference sits off the module tree, so it is moved here, not by Student.to().
+    return BaseAnchor(copy.deepcopy(tower).to(device), config, texts, scale).to(device)

@@ -121,7 +121,7 @@ def feedback_loss(
         timesteps = timesteps[:1].expand_as(timesteps)
         noise = noise[:1].expand_as(noise)
 
-    anchored = loss is not None and train_tower and (loss.anchor_weight > 0 or loss.zeroshot_weight > 0)
+    anchored = loss is not None and train_tower and loss.uses_base_anchor
 
     def predict(pixels: torch.Tensor, z0: torch.Tensor | None = None, *, with_anchor: bool = False):
         """(per-draw loss, prediction, anchor loss or 0) of one view."""
