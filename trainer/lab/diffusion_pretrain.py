@@ -49,6 +49,16 @@ class DiffusionPretrainConfig(BaseModel):
     prompt_drop: float = Field(
         0.1, ge=0, le=1, description="Share of steps' captions replaced by the fixed prompt."
     )
+    film_condition: bool = Field(
+        False,
+        description="Also pool the condition into the time embedding (diffusers' addition_embed_type "
+        "'text') and let every ResNet block scale and shift by it (scale_shift), as class-conditional "
+        "diffusion models do; without it a condition shared by all tokens reaches the UNet only as a "
+        "spatially uniform bias at the cross-attention layers.",
+    )
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="EMA decay of the UNet's weights, saved instead of the last (0 = off)."
+    )
 
 
 def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: int) -> torch.nn.Module:
@@ -57,6 +67,15 @@ def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: in
 
     torch.manual_seed(seed)
     levels = len(config.block_out_channels)
+    film = (
+        {
+            "addition_embed_type": "text",
+            "addition_embed_type_num_heads": config.attention_heads,
+            "resnet_time_scale_shift": "scale_shift",
+        }
+        if config.film_condition
+        else {}
+    )
     return UNet2DConditionModel(
         sample_size=config.sample_size,
         in_channels=3,
@@ -69,6 +88,7 @@ def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: in
         attention_head_dim=config.attention_heads,  # diffusers' legacy name: it is the head count
         norm_num_groups=8,
         use_linear_projection=True,
+        **film,
     )
 
 
@@ -114,6 +134,7 @@ def pretrain_diffusion(
     tower is stored as ``text_encoder/`` and its tokenizer as ``tokenizer/``.
     """
     from diffusers import DDPMScheduler
+    from diffusers.training_utils import EMAModel
     from transformers import AutoTokenizer
 
     from trainer.export.hf import hf_text_encoder
@@ -131,6 +152,7 @@ def pretrain_diffusion(
     unet.train()
     params = list(unet.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    ema = EMAModel(params, decay=config.ema_decay, use_ema_warmup=True) if config.ema_decay else None
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     full = CaptionBias.full()
@@ -153,8 +175,12 @@ def pretrain_diffusion(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
+        if ema is not None:
+            ema.step(params)
         if progress is not None:
             progress(step + 1, config.steps, loss.item())
+    if ema is not None:
+        ema.copy_to(params)
     save_diffusion(folder, unet.eval(), text_encoder, scheduler)
     return folder
 

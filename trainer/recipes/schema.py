@@ -103,6 +103,11 @@ class TrainConfig(_Strict):
     projector_init: Literal["random", "identity"] = Field(
         "random", description="identity: a square linear projector starts as the identity map."
     )
+    projector_trainable: bool = Field(
+        True,
+        description="false: the projector keeps its initial weights, so with an identity init the "
+        "diffusion model reads the tower's own embedding and only the tower can answer its feedback.",
+    )
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     lora: LoraConfig | None = None
@@ -111,6 +116,12 @@ class TrainConfig(_Strict):
     batch_size: int = Field(16, ge=1, description="Images per device per micro-step.")
     grad_accum: int = Field(1, ge=1)
     timestep_draws: int = Field(2, ge=1, description="Independent (t, noise) draws per image, equal weights.")
+    timestep_range: tuple[float, float] = Field(
+        (0.0, 1.0),
+        description="Timesteps are drawn uniformly from this share of the scheduler's range "
+        "(DIVA: all of it). Near pure noise the condition barely changes the prediction, so those "
+        "draws carry almost no feedback.",
+    )
     crop_size: int = Field(512, ge=8, description="RandomResizedCrop side fed to the VAE.")
     crop_scale: tuple[float, float] = (0.9, 1.0)
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU.")
@@ -124,6 +135,14 @@ class TrainConfig(_Strict):
     fuse_qkv: bool = Field(False, description="Fuse the UNet's attention projections (GPU).")
     grad_checkpointing: bool = Field(False, description="Recompute tower blocks in backward (memory).")
     channels_last: bool = Field(False, description="channels_last memory format for UNet/VAE (GPU).")
+
+    @field_validator("timestep_range")
+    @classmethod
+    def _timestep_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 <= low < high <= 1:
+            raise ValueError(f"timestep_range must satisfy 0 <= low < high <= 1, got {value}")
+        return value
 
     @field_validator("crop_scale")
     @classmethod
@@ -139,6 +158,8 @@ class TrainConfig(_Strict):
             raise ValueError(
                 f"projector_warmup_steps ({self.projector_warmup_steps}) must be below steps ({self.steps})"
             )
+        if self.projector_warmup_steps and not self.projector_trainable:
+            raise ValueError("projector_warmup_steps trains the projector alone: needs projector_trainable")
         if self.loss.kind == "infonce" and self.batch_size < 2:
             raise ValueError("loss infonce needs batch_size >= 2 (the other images are the negatives)")
         return self

@@ -131,6 +131,12 @@ def sample_generator(seed: int, position: int, stream: int = 0) -> torch.Generat
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
+def timestep_window(share: tuple[float, float], num_timesteps: int) -> tuple[int, int]:
+    """A recipe's ``timestep_range`` (shares of the schedule) as [low, high) training timesteps."""
+    low = round(share[0] * num_timesteps)
+    return low, max(low + 1, round(share[1] * num_timesteps))
+
+
 def crop_params(
     height: int, width: int, scale: tuple[float, float], generator: torch.Generator
 ) -> tuple[int, int, int, int]:
@@ -172,7 +178,7 @@ class FeedbackDataset(torch.utils.data.Dataset):
         crop_size: int,
         crop_scale: tuple[float, float],
         latent_shape: tuple[int, int, int],
-        num_timesteps: int,
+        timesteps: tuple[int, int],
         draws: int,
         random_patches: int,
         num_patches: int,
@@ -185,7 +191,7 @@ class FeedbackDataset(torch.utils.data.Dataset):
         self.crop_size = crop_size
         self.crop_scale = crop_scale
         self.latent_shape = latent_shape
-        self.num_timesteps = num_timesteps
+        self.timesteps = timesteps  # [low, high) of the scheduler's training timesteps
         self.draws = draws
         self.random_patches = random_patches
         self.num_patches = num_patches
@@ -224,7 +230,7 @@ class FeedbackDataset(torch.utils.data.Dataset):
             antialias=True,
         )
         pixels = TF.to_tensor(crop)
-        timesteps = torch.randint(0, self.num_timesteps, (self.draws,), generator=generator)
+        timesteps = torch.randint(*self.timesteps, (self.draws,), generator=generator)
         noise = torch.randn((self.draws, *self.latent_shape), generator=generator)
         patches = torch.randint(0, max(1, self.num_patches), (self.random_patches,), generator=generator)
         sample = {

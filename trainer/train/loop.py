@@ -23,7 +23,7 @@ from trainer.feedback.diffusion import check_diffusion_folder
 from trainer.feedback.losses import infonce_on_noise
 from trainer.recipes.schema import LossConfig, TrainConfig, dump_train_config
 from trainer.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from trainer.train.data import FeedbackDataset, collate, discover_images, positions
+from trainer.train.data import FeedbackDataset, collate, discover_images, positions, timestep_window
 from trainer.train.distributed import (
     DistInfo,
     any_across,
@@ -71,12 +71,14 @@ def fingerprint(config: TrainConfig, world: int) -> dict[str, Any]:
         "condition": config.condition.model_dump(),
         "projector": config.projector,
         "projector_init": config.projector_init,
+        "projector_trainable": config.projector_trainable,
         "lora": config.lora.model_dump() if config.lora else None,
         "steps": config.steps,
         "global_batch": config.batch_size * world * config.grad_accum,
         "seed": config.seed,
         "crop_size": config.crop_size,
         "timestep_draws": config.timestep_draws,
+        "timestep_range": list(config.timestep_range),
         "loss": config.loss.model_dump(),
     }
 
@@ -236,7 +238,7 @@ def run_training(
         crop_size=config.crop_size,
         crop_scale=config.crop_scale,
         latent_shape=setup.latent_shape,
-        num_timesteps=setup.feedback.num_timesteps,
+        timesteps=timestep_window(config.timestep_range, setup.feedback.num_timesteps),
         draws=config.timestep_draws,
         random_patches=setup.random_patches,
         num_patches=setup.num_patches,

@@ -148,6 +148,7 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
     projector = build_projector(
         config.projector, _embed_dim(tower), feedback.cross_attention_dim, config.projector_init
     )
+    projector.requires_grad_(config.projector_trainable)
     condition = ConditionBuilder(config.condition, projector, feedback.prompt_embeds.float())
     length = condition.check_shapes(num_patches)
     student = Student(tower, condition, anchor).to(device)

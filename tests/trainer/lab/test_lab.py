@@ -166,3 +166,43 @@ def test_lab_recipe_distils_zero_shot_over_the_lab_benchmark_classes():
     loss = load_train_config("lab-diva").loss
     assert loss.zeroshot_weight > 0
     assert loss.zeroshot_classes == [name for task in CLASSNAMES.values() for name in task.values()]
+
+
+def test_film_lab_sd_reads_the_condition_in_every_block_and_saves_its_ema(tmp_path: Path) -> None:
+    """``film_condition``: the embedding reaches the ResNet blocks through the time embedding, and
+    the folder still loads through the SD-2.1 path; ``ema_decay``: the averaged weights are saved."""
+    from diffusers import UNet2DConditionModel
+
+    from trainer.feedback.diffusion import FrozenDiffusion
+    from trainer.lab.clip_pretrain import ClipPretrainConfig, pretrain_clip
+    from trainer.lab.data import make_scene_set
+    from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, new_unet, pretrain_diffusion
+
+    data = make_scene_set(32, seed=2)
+    clip = pretrain_clip(
+        ClipPretrainConfig(steps=1, batch_size=8, warmup_steps=0, text_teacher_steps=0), data, tmp_path / "c"
+    )
+    tiny = {"steps": 3, "batch_size": 4, "warmup_steps": 0, "sample_size": 16, "block_out_channels": (8, 16)}
+    film = DiffusionPretrainConfig(**tiny, film_condition=True, ema_decay=0.9)
+    folder = pretrain_diffusion(film, data, tmp_path / "sd", clip, seed=1)
+    diffusion = FrozenDiffusion.load(folder)
+    assert diffusion.unet.config.addition_embed_type == "text"
+    assert diffusion.unet.config.resnet_time_scale_shift == "scale_shift"
+
+    # the embedding's gradient flows through the pooled time embedding too
+    unet = new_unet(film, clip.embed_dim, seed=0)
+    condition = torch.randn(2, 5, clip.embed_dim)
+    unet(
+        torch.randn(2, 3, 16, 16), torch.tensor([10, 500]), encoder_hidden_states=condition
+    ).sample.sum().backward()
+    assert unet.add_embedding.proj.weight.grad.abs().sum() > 0
+
+    # EMA: the saved weights are neither the initial ones nor the last step's
+    plain = pretrain_diffusion(
+        DiffusionPretrainConfig(**tiny, film_condition=True), data, tmp_path / "plain", clip, seed=1
+    )
+    saved = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet").state_dict()
+    last = UNet2DConditionModel.from_pretrained(str(plain), subfolder="unet").state_dict()
+    initial = new_unet(film, clip.embed_dim, seed=1).state_dict()
+    key = "conv_in.weight"
+    assert not torch.equal(saved[key], last[key]) and not torch.equal(saved[key], initial[key])

@@ -55,6 +55,7 @@ def test_overrides_are_dotted_and_typed():
         ({"optim.lr": -1}, "optim.lr"),
         ({"condition.kind": "nope"}, "condition"),
         ({"crop_scale": [0.9, 1.5]}, "crop_scale"),
+        ({"timestep_range": [0.6, 0.2]}, "timestep_range"),
         ({"projector_warmup_steps": 500, "steps": 100}, "projector_warmup_steps"),
     ],
 )

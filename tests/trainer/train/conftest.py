@@ -39,6 +39,23 @@ def tiny_world(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+def fixed_batch(setup, images: int = 4, seed: int = 7) -> dict[str, torch.Tensor]:
+    """One deterministic training batch shaped for ``setup`` (pixels, patches, timesteps, noise)."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "pixels": torch.rand(images, 3, 16, 16, generator=generator),
+        "patches": torch.randint(0, setup.num_patches, (images, setup.random_patches), generator=generator),
+        "timesteps": torch.randint(0, 1000, (images, 2), generator=generator),
+        "noise": torch.randn(images, 2, *setup.latent_shape, generator=generator),
+    }
+
+
+@pytest.fixture
+def make_batch():
+    """:func:`fixed_batch`, for tests that run the loss by hand."""
+    return fixed_batch
+
+
 @pytest.fixture
 def image_writer():
     """:func:`write_images`, for tests that need their own image folder."""

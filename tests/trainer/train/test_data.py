@@ -14,6 +14,7 @@ from trainer.train.data import (
     discover_images,
     positions,
     sample_generator,
+    timestep_window,
 )
 
 
@@ -23,7 +24,7 @@ def _dataset(refs, **kwargs):
         crop_size=16,
         crop_scale=(0.9, 1.0),
         latent_shape=(4, 8, 8),
-        num_timesteps=1000,
+        timesteps=(0, 1000),
         draws=2,
         random_patches=5,
         num_patches=16,
@@ -95,3 +96,13 @@ def test_missing_sources_are_named(tmp_path):
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(DatasetError, match="contains no images"):
         discover_images(str(tmp_path / "notes.txt"))
+
+
+def test_timesteps_are_drawn_inside_the_recipes_window(tiny_world):
+    assert timestep_window((0.0, 1.0), 1000) == (0, 1000)
+    assert timestep_window((0.1, 0.6), 1000) == (100, 600)
+    assert timestep_window((0.5, 0.5001), 1000) == (500, 501)  # never an empty range
+    refs = discover_images(str(tiny_world["images"]))
+    dataset = _dataset(refs, timesteps=(100, 600), draws=8)
+    drawn = torch.cat([dataset[i]["timesteps"] for i in range(len(refs))])
+    assert drawn.min() >= 100 and drawn.max() < 600

@@ -18,17 +18,7 @@ from trainer.train.model import build_setup
 CPU = torch.device("cpu")
 
 
-def _fixed_batch(setup, images: int = 4, seed: int = 7) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    return {
-        "pixels": torch.rand(images, 3, 16, 16, generator=generator),
-        "patches": torch.randint(0, setup.num_patches, (images, setup.random_patches), generator=generator),
-        "timesteps": torch.randint(0, 1000, (images, 2), generator=generator),
-        "noise": torch.randn(images, 2, *setup.latent_shape, generator=generator),
-    }
-
-
-def test_only_tower_and_projector_get_gradients(make_recipe):
+def test_only_tower_and_projector_get_gradients(make_recipe, make_batch):
     setup = build_setup(make_recipe(), CPU, torch.float32)
     frozen = {
         "unet": setup.feedback.unet,
@@ -41,7 +31,7 @@ def test_only_tower_and_projector_get_gradients(make_recipe):
     params = [p for p in setup.student.parameters() if p.requires_grad]
     optimizer = make_optimizer(make_recipe(), params, CPU)
     for _ in range(3):
-        feedback_loss(setup, setup.student, _fixed_batch(setup), CPU).backward()
+        feedback_loss(setup, setup.student, make_batch(setup), CPU).backward()
         assert all(p.grad is not None for p in params)
         for module in frozen.values():
             assert all(p.grad is None and not p.requires_grad for p in module.parameters())
@@ -54,7 +44,7 @@ def test_only_tower_and_projector_get_gradients(make_recipe):
     assert not torch.equal(tower_before["conv1.weight"], setup.bundle.model.visual.conv1.weight)
 
 
-def test_loss_falls_over_50_steps(make_recipe):
+def test_loss_falls_over_50_steps(make_recipe, make_batch):
     # AdamW: with a random-weight tiny UNet the reducible part of the loss is small (predicting
     # zero scores ~1.0), so SGD at DIVA's settings moves it too little to see in 50 steps.
     recipe = make_recipe(
@@ -62,7 +52,7 @@ def test_loss_falls_over_50_steps(make_recipe):
     )
     torch.manual_seed(recipe.seed)
     setup = build_setup(recipe, CPU, torch.float32)
-    batch = _fixed_batch(setup, images=8)
+    batch = make_batch(setup, images=8)
     with torch.no_grad():
         before = float(feedback_loss(setup, setup.student, batch, CPU))
     result = run_training(recipe)

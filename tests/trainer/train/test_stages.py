@@ -52,13 +52,12 @@ def test_lora_trains_adapters_only_and_saves_a_plain_merged_clip(make_recipe, ti
         )
 
 
-def test_infonce_shares_the_noise_so_the_negatives_are_not_trivial(make_recipe):
-    from tests.trainer.train.test_loop import _fixed_batch
+def test_infonce_shares_the_noise_so_the_negatives_are_not_trivial(make_recipe, make_batch):
     from trainer.train.loop import feedback_loss
 
     recipe = make_recipe(loss={"kind": "infonce", "temperature": 0.1})
     setup = build_setup(recipe, torch.device("cpu"), torch.float32)
-    batch = _fixed_batch(setup)
+    batch = make_batch(setup)
     batch["pixels_aug"] = batch["pixels"].flip(-1)
     with torch.no_grad():
         value = float(feedback_loss(setup, setup.student, batch, torch.device("cpu"), loss=recipe.loss))
@@ -93,14 +92,13 @@ def test_speed_and_memory_knobs_do_not_change_the_math(make_recipe, tmp_path):
     ],
     ids=["drift", "zeroshot"],
 )
-def test_anchor_terms_are_zero_at_the_base_and_grow_as_the_tower_moves(make_recipe, anchor):
-    from tests.trainer.train.test_loop import _fixed_batch
+def test_anchor_terms_are_zero_at_the_base_and_grow_as_the_tower_moves(make_recipe, make_batch, anchor):
     from trainer.train.loop import feedback_loss
 
     cpu = torch.device("cpu")
     plain_recipe, anchored_recipe = make_recipe(), make_recipe(loss=anchor)
     setup = build_setup(anchored_recipe, cpu, torch.float32)
-    batch = _fixed_batch(setup)
+    batch = make_batch(setup)
     with torch.no_grad():
         plain = feedback_loss(setup, setup.student, batch, cpu, loss=plain_recipe.loss)
         start = feedback_loss(setup, setup.student, batch, cpu, loss=anchored_recipe.loss)
@@ -130,3 +128,29 @@ def test_zeroshot_classes_come_from_a_file_and_must_not_be_empty(make_recipe, tm
         read_classes(["", ""])
     with pytest.raises(ValueError, match="zeroshot_classes"):
         build_setup(make_recipe(loss={"zeroshot_weight": 1.0}), torch.device("cpu"), torch.float32)
+
+
+def test_a_frozen_identity_projector_hands_the_tower_its_own_embedding(make_recipe, make_batch):
+    """``projector_trainable: false``: the projector keeps its identity, so only the tower answers."""
+    from trainer.train.loop import feedback_loss, make_optimizer
+
+    cpu = torch.device("cpu")
+    recipe = make_recipe(
+        condition={"kind": "cls_only", "normalize": True},
+        projector_init="identity",
+        projector_trainable=False,
+    )
+    setup = build_setup(recipe, cpu, torch.float32)  # tiny world: tower and UNet both 32 wide
+    params = [p for p in setup.student.parameters() if p.requires_grad]
+    trainable = [n for n, p in setup.student.named_parameters() if p.requires_grad]
+    assert trainable and not any(n.startswith("condition.projector.") for n in trainable)
+    tower_before = setup.bundle.model.visual.conv1.weight.clone()
+    optimizer = make_optimizer(recipe, params, cpu)
+    for _ in range(2):
+        feedback_loss(setup, setup.student, make_batch(setup), cpu).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert torch.equal(setup.student.condition.projector.weight, torch.eye(32))
+    assert not torch.equal(tower_before, setup.bundle.model.visual.conv1.weight)
+    with pytest.raises(ValueError, match="projector_trainable"):
+        make_recipe(projector_trainable=False, projector_warmup_steps=1)
