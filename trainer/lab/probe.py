@@ -38,14 +38,24 @@ def load_lab_sd(diffusion_dir: Path | str):
 
 @torch.no_grad()
 def caption_sensitivity(
-    diffusion_dir: Path | str, *, pairs_per_pattern: int = 10, draws: int = 8, seed: int = 0
+    diffusion_dir: Path | str,
+    *,
+    pairs_per_pattern: int = 10,
+    draws: int = 8,
+    seed: int = 0,
+    timesteps: tuple[int, int] | None = None,
 ) -> dict[str, float]:
-    """Per pattern: % of images whose true statement lowers the diffusion loss (50 = blind)."""
+    """Per pattern: % of images whose true statement lowers the diffusion loss (50 = blind).
+
+    ``timesteps`` [low, high) restricts the draws (default: the whole schedule), to see at which
+    noise levels lab-sd reads each property (a recipe's ``timestep_range``).
+    """
     from trainer.lab.diffusion_pretrain import caption_condition, tokenize
     from trainer.scenes import PATTERNS, draw_pair
 
     unet, scheduler, tokenizer, text_encoder, prompt_states = load_lab_sd(diffusion_dir)
     size = int(unet.config.sample_size)
+    window = timesteps or (0, int(scheduler.config.num_train_timesteps))
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     scores: dict[str, float] = {}
@@ -58,7 +68,7 @@ def caption_sensitivity(
             ids = tokenize(tokenizer, [f"a photo of {s}" for s in pair.statements])
             text = caption_condition(text_encoder, ids, prompt_states)  # [2, L, C]
             noise = torch.randn((draws, *z0.shape[1:]), generator=gen)
-            t = torch.randint(scheduler.config.num_train_timesteps, (draws,), generator=gen)
+            t = torch.randint(*window, (draws,), generator=gen)
             for image in range(2):
                 z = z0[image].expand(draws, -1, -1, -1)
                 noisy = scheduler.add_noise(z, noise, t)

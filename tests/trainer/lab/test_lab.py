@@ -108,6 +108,10 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.allclose(sd_text(text).text_embeds, embeddings[0], atol=1e-5)
     assert diffusion.cross_attention_dim == base_bundle.embed_dim
+    from trainer.lab.probe import caption_sensitivity
+
+    low_noise = caption_sensitivity(models / "lab-sd", pairs_per_pattern=1, draws=2, timesteps=(0, 100))
+    assert len(low_noise) == 9 and all(0 <= v <= 100 for v in low_noise.values())
 
     lab = json.loads((out / "report" / "lab.json").read_text())
     ceiling = lab["probes"]["feedback_ceiling"]
