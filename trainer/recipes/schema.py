@@ -119,8 +119,8 @@ class TrainConfig(_Strict):
     timestep_range: tuple[float, float] = Field(
         (0.0, 1.0),
         description="Timesteps are drawn uniformly from this share of the scheduler's range "
-        "(DIVA: all of it). Near pure noise the condition barely changes the prediction, so those "
-        "draws carry almost no feedback.",
+        "(DIVA: all of it), to spend the draws where the diffusion model reads the condition "
+        "(trainer.lab.probe.caption_sensitivity measures where, per property).",
     )
     crop_size: int = Field(512, ge=8, description="RandomResizedCrop side fed to the VAE.")
     crop_scale: tuple[float, float] = (0.9, 1.0)
