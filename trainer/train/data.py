@@ -133,7 +133,7 @@ def sample_generator(seed: int, position: int, stream: int = 0) -> torch.Generat
 
 def timestep_window(share: tuple[float, float], num_timesteps: int) -> tuple[int, int]:
     """A recipe's ``timestep_range`` (shares of the schedule) as [low, high) training timesteps."""
-    low = round(share[0] * num_timesteps)
+    low = min(round(share[0] * num_timesteps), num_timesteps - 1)  # never past the last timestep
     return low, max(low + 1, round(share[1] * num_timesteps))
 
 

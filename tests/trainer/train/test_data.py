@@ -102,6 +102,7 @@ def test_timesteps_are_drawn_inside_the_recipes_window(tiny_world):
     assert timestep_window((0.0, 1.0), 1000) == (0, 1000)
     assert timestep_window((0.1, 0.6), 1000) == (100, 600)
     assert timestep_window((0.5, 0.5001), 1000) == (500, 501)  # never an empty range
+    assert timestep_window((0.9996, 1.0), 1000) == (999, 1000)  # never past the schedule
     refs = discover_images(str(tiny_world["images"]))
     dataset = _dataset(refs, timesteps=(100, 600), draws=8)
     drawn = torch.cat([dataset[i]["timesteps"] for i in range(len(refs))])
