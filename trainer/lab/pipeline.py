@@ -41,6 +41,7 @@ COMPARISON_VARIANTS: dict[str, dict[str, Any]] = {
         "steps": 200,
     },
 }
+CEILING_STEPS = 60  # the feedback-ceiling probe's SGD steps when asked for (``--ceiling``)
 StageProgress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
 
 
@@ -66,7 +67,13 @@ class LabBuildConfig(BaseModel):
         "(COMPARISON_VARIANTS with --compare).",
     )
     probe_pairs: int = Field(10, ge=0, description="Pairs per pattern for the diagnostic probes; 0 = off.")
-    ceiling_steps: int = Field(60, ge=1, description="SGD steps of the feedback-ceiling probe.")
+    ceiling_steps: int = Field(
+        0,
+        ge=0,
+        description="SGD steps of the feedback-ceiling probe; 0 = off (``--ceiling`` sets "
+        f"{CEILING_STEPS}). It is most of the probes' cost: 179 of 208 s with two threads on an AVX2 "
+        "2-core machine (docs/lab.md).",
+    )
 
     @classmethod
     def quick(cls, **changes: Any) -> LabBuildConfig:
@@ -304,10 +311,13 @@ def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -
     from trainer.lab.probe import caption_sensitivity, feedback_ceiling, text_separation
 
     pairs = config.probe_pairs
-    return {
-        "feedback_ceiling": feedback_ceiling(
+    probes: dict[str, Any] = {}
+    if config.ceiling_steps:
+        probes["feedback_ceiling"] = feedback_ceiling(
             sd_dir, base_bundle, pairs_per_pattern=pairs, steps=config.ceiling_steps, seed=config.seed
-        ),
+        )
+    return {
+        **probes,
         "diffusion_caption_sensitivity": caption_sensitivity(
             sd_dir, pairs_per_pattern=pairs, seed=config.seed
         ),

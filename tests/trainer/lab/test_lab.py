@@ -210,3 +210,21 @@ def test_film_lab_sd_reads_the_condition_in_every_block_and_saves_its_ema(tmp_pa
     initial = new_unet(film, clip.embed_dim, seed=1).state_dict()
     key = "conv_in.weight"
     assert not torch.equal(saved[key], last[key]) and not torch.equal(saved[key], initial[key])
+
+
+def test_feedback_ceiling_probe_is_opt_in() -> None:
+    """A default build skips the costly ceiling probe; the cheap probes still run on every build."""
+    from trainer.artifacts import BUILTIN_MODELS_DIR
+    from trainer.backbones.factory import create_clip
+    from trainer.lab.pipeline import CEILING_STEPS, LabBuildConfig, run_probes
+
+    config = LabBuildConfig(probe_pairs=1)
+    assert config.ceiling_steps == 0 and CEILING_STEPS > 0
+    base = create_clip(str(BUILTIN_MODELS_DIR / "lab-clip-base" / "open_clip"))
+    probes = run_probes(config, BUILTIN_MODELS_DIR / "lab-sd", base, base)
+    assert "feedback_ceiling" not in probes
+    assert len(probes["diffusion_caption_sensitivity"]) == 9 and len(probes["text_cosine_post"]) == 9
+    asked = run_probes(
+        config.model_copy(update={"ceiling_steps": 1}), BUILTIN_MODELS_DIR / "lab-sd", base, base
+    )
+    assert len(asked["feedback_ceiling"]) == 9
