@@ -43,7 +43,7 @@ def build(
     import torch
     import yaml
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from trainer.lab.pipeline import (
         CEILING_STEPS,
@@ -77,6 +77,7 @@ def build(
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),  # the stages take minutes on CPU, and up to 3x longer on slow cores
         console=console,
     ) as bars:
         tasks = {stage: bars.add_task(stage, total=1, note="", start=False) for stage in STAGES}

@@ -128,6 +128,34 @@ class Stopwatch:
         self.start()
 
 
+def machine_info() -> dict[str, Any]:
+    """What the stage times were measured on. The same build takes 2-3x longer on some 2-core
+    machines than on others (AVX2 against wider vector units, SMT siblings), so a time without
+    its machine says little."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
 def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) -> LabResult:
     """Run every stage; return the scores and paths (see the module docstring)."""
 
@@ -360,6 +388,7 @@ def write_lab_report(
         "gate": {"passed": gate.passed, "reason": gate.reason},
         "stage_seconds": clock.wall,
         "stage_cpu_seconds": clock.cpu,
+        "machine": machine_info(),
         "probes": probes,
         "variants": variants,
     }

@@ -119,6 +119,7 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
         0 <= v["before"] <= 100 and 0 <= v["after"] <= 100 for v in ceiling.values()
     )
     assert set(lab["stage_seconds"]) >= {"pretrain-clip", "post-train", "evaluate-post"}
+    assert lab["machine"]["logical_cpus"] >= 1 and lab["machine"]["cpu_capability"]
     assert set(lab["base"]["zeroshot"]) == {"shape", "color"}
     assert len(lab["post"]["mmvp_patterns"]) == 9
     assert (out / "report" / "mmvp_patterns.png").stat().st_size > 0
