@@ -116,6 +116,11 @@ class TrainConfig(_Strict):
     batch_size: int = Field(16, ge=1, description="Images per device per micro-step.")
     grad_accum: int = Field(1, ge=1)
     timestep_draws: int = Field(2, ge=1, description="Independent (t, noise) draws per image, equal weights.")
+    timestep_sampling: Literal["independent", "stratified"] = Field(
+        "independent",
+        description="independent: each draw uniform on timestep_range; stratified: a micro-batch's "
+        "draws split the range into equal strata, one each (lower-variance loss, same mean).",
+    )
     timestep_range: tuple[float, float] = Field(
         (0.0, 1.0),
         description="Timesteps are drawn uniformly from this share of the scheduler's range "

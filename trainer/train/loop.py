@@ -79,6 +79,12 @@ def fingerprint(config: TrainConfig, world: int) -> dict[str, Any]:
         "crop_size": config.crop_size,
         "timestep_draws": config.timestep_draws,
         "timestep_range": list(config.timestep_range),
+        # only when not the default, so runs checkpointed before this knob existed still resume
+        **(
+            {"timestep_sampling": config.timestep_sampling}
+            if config.timestep_sampling != "independent"
+            else {}
+        ),
         "loss": config.loss.model_dump(),
     }
 
@@ -243,6 +249,7 @@ def run_training(
         random_patches=setup.random_patches,
         num_patches=setup.num_patches,
         second_view=config.loss.kind == "infonce",
+        stratify_group=config.batch_size * info.world if config.timestep_sampling == "stratified" else 0,
     )
     batches = _batches(dataset, config, info, start_step)
     global_batch = config.batch_size * config.grad_accum * info.world

@@ -56,6 +56,7 @@ def test_overrides_are_dotted_and_typed():
         ({"condition.kind": "nope"}, "condition"),
         ({"crop_scale": [0.9, 1.5]}, "crop_scale"),
         ({"timestep_range": [0.6, 0.2]}, "timestep_range"),
+        ({"timestep_sampling": "sobol"}, "timestep_sampling"),
         ({"projector_warmup_steps": 500, "steps": 100}, "projector_warmup_steps"),
     ],
 )
@@ -73,3 +74,12 @@ def test_missing_file_lists_presets_and_bad_override_syntax(tmp_path):
     broken.write_text("steps: [1,\n")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_train_config(broken)
+
+
+def test_stratified_sampling_is_part_of_the_resume_fingerprint_only_when_chosen():
+    from trainer.train.loop import fingerprint
+
+    default = load_train_config("lab-diva")
+    stratified = load_train_config("lab-diva", {"timestep_sampling": "stratified"})
+    assert "timestep_sampling" not in fingerprint(default, 1)  # older checkpoints still resume
+    assert fingerprint(stratified, 1)["timestep_sampling"] == "stratified"

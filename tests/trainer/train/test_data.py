@@ -14,6 +14,7 @@ from trainer.train.data import (
     discover_images,
     positions,
     sample_generator,
+    stratified_timesteps,
     timestep_window,
 )
 
@@ -107,3 +108,31 @@ def test_timesteps_are_drawn_inside_the_recipes_window(tiny_world):
     dataset = _dataset(refs, timesteps=(100, 600), draws=8)
     drawn = torch.cat([dataset[i]["timesteps"] for i in range(len(refs))])
     assert drawn.min() >= 100 and drawn.max() < 600
+
+
+def test_stratified_draws_of_a_micro_batch_take_one_stratum_each():
+    """8 samples x 2 draws over [100, 900): 16 strata of 50 timesteps, each taken once per group."""
+    window, group, draws = (100, 900), 8, 2
+
+    def drawn(position: int) -> torch.Tensor:
+        generator = sample_generator(3, position)
+        return stratified_timesteps(window, position, group, draws, 3, generator)
+
+    for start in (0, 8, 800):  # three micro-batches
+        steps = torch.cat([drawn(p) for p in range(start, start + group)])
+        assert steps.min() >= 100 and steps.max() < 900
+        assert sorted(((steps - 100) // 50).tolist()) == list(range(16))
+    assert torch.equal(drawn(5), drawn(5))  # a pure function of (seed, position): exact resume
+    assert not torch.equal(
+        torch.cat([drawn(p) for p in range(8)]), torch.cat([drawn(p) for p in range(8, 16)])
+    )
+    # over many micro-batches each draw is still uniform on the window
+    every = torch.cat([drawn(p) for p in range(8 * 200)]).float()
+    assert abs(every.mean().item() - 499.5) < 10
+
+
+def test_the_recipe_switches_the_dataset_to_stratified_draws(tiny_world):
+    refs = discover_images(str(tiny_world["images"]))
+    dataset = _dataset(refs, draws=1, stratify_group=4)
+    steps = torch.cat([dataset[p]["timesteps"] for p in range(4)])
+    assert sorted((steps // 250).tolist()) == [0, 1, 2, 3]
