@@ -129,9 +129,8 @@ class Stopwatch:
 
 
 def machine_info() -> dict[str, Any]:
-    """What the stage times were measured on. The same build takes 2-3x longer on some 2-core
-    machines than on others (AVX2 against wider vector units, SMT siblings), so a time without
-    its machine says little."""
+    """What the stage times were measured on: the same build took 2.4x longer per stage on one
+    2-core machine than on another (docs/lab.md), so a time without its machine says little."""
     import os
     import platform
 

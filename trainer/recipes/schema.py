@@ -115,7 +115,7 @@ class TrainConfig(_Strict):
     steps: int = Field(4600, ge=1, description="Optimiser steps.")
     batch_size: int = Field(16, ge=1, description="Images per device per micro-step.")
     grad_accum: int = Field(1, ge=1)
-    timestep_draws: int = Field(2, ge=1, description="Independent (t, noise) draws per image, equal weights.")
+    timestep_draws: int = Field(2, ge=1, description="(t, noise) draws per image, equal weights.")
     timestep_sampling: Literal["independent", "stratified"] = Field(
         "independent",
         description="independent: each draw uniform on timestep_range; stratified: a micro-batch's "
