@@ -77,7 +77,7 @@ def build(
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),  # the stages take minutes on CPU, and up to 3x longer on slow cores
+        TimeRemainingColumn(),  # stages take minutes, 2.4x longer on some 2-core CPUs (docs/lab.md)
         console=console,
     ) as bars:
         tasks = {stage: bars.add_task(stage, total=1, note="", start=False) for stage in STAGES}
