@@ -46,6 +46,14 @@ class DiffusionPretrainConfig(BaseModel):
     sample_size: int = Field(32, ge=8)
     block_out_channels: tuple[int, ...] = (16, 32, 64)
     attention_heads: int = Field(2, ge=1, description="Few, wide heads: tiny heads are slow on CPU.")
+    attention_levels: int | None = Field(
+        None,
+        ge=1,
+        description="How many of the coarsest resolution levels carry cross-attention; None = all but "
+        "the finest, which never does (16 and 8 px at 32 px). Where the condition first enters also bounds "
+        "post-training's backward pass: nothing finer than it needs a gradient.",
+    )
+    mid_block: bool = Field(True, description="A cross-attention block at the coarsest resolution.")
     prompt_drop: float = Field(
         0.1, ge=0, le=1, description="Share of steps' captions replaced by the fixed prompt."
     )
@@ -67,6 +75,10 @@ def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: in
 
     torch.manual_seed(seed)
     levels = len(config.block_out_channels)
+    attention = levels - 1 if config.attention_levels is None else config.attention_levels
+    if attention >= levels:
+        raise ValueError(f"attention_levels must be below the {levels} levels: the finest level has none")
+    plain = levels - attention
     film = (
         {
             "addition_embed_type": "text",
@@ -82,8 +94,9 @@ def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: in
         out_channels=3,
         layers_per_block=1,
         block_out_channels=config.block_out_channels,
-        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
-        up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention,
+        up_block_types=("CrossAttnUpBlock2D",) * attention + ("UpBlock2D",) * plain,
+        mid_block_type="UNetMidBlock2DCrossAttn" if config.mid_block else None,
         cross_attention_dim=cross_attention_dim,
         attention_head_dim=config.attention_heads,  # diffusers' legacy name: it is the head count
         norm_num_groups=8,

@@ -155,6 +155,29 @@ def test_lab_sd_reads_embeddings_as_directions() -> None:
     assert torch.allclose((condition - prompt).norm(dim=-1), torch.full((1, 5), 2.0))
 
 
+def test_lab_sd_attention_levels_bound_the_condition_gradient() -> None:
+    """With cross-attention at the coarsest level only, the condition still gets a gradient and
+    the finer levels (plain blocks) carry no attention; the finest level can never have any."""
+    from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, new_unet
+
+    config = DiffusionPretrainConfig(
+        sample_size=16, block_out_channels=(8, 16, 16), attention_levels=1, mid_block=False
+    )
+    unet = new_unet(config, cross_attention_dim=6, seed=0)
+    assert unet.config.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+    assert unet.config.up_block_types == ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+    assert unet.mid_block is None
+    condition = torch.randn(2, 3, 6, requires_grad=True)
+    unet(torch.randn(2, 3, 16, 16), torch.tensor([5, 900]), encoder_hidden_states=condition).sample.sum().backward()
+    assert condition.grad is not None and condition.grad.abs().sum() > 0
+
+    default = new_unet(config.model_copy(update={"attention_levels": None, "mid_block": True}), 6, seed=0)
+    assert default.config.down_block_types == ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
+    assert default.mid_block is not None
+    with pytest.raises(ValueError, match="finest level"):
+        new_unet(config.model_copy(update={"attention_levels": 3}), 6, seed=0)
+
+
 def test_bad_build_config_is_rejected() -> None:
     from trainer.lab.pipeline import LabBuildConfig
 
