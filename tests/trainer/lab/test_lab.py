@@ -168,7 +168,8 @@ def test_lab_sd_attention_levels_bound_the_condition_gradient() -> None:
     assert unet.config.up_block_types == ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
     assert unet.mid_block is None
     condition = torch.randn(2, 3, 6, requires_grad=True)
-    unet(torch.randn(2, 3, 16, 16), torch.tensor([5, 900]), encoder_hidden_states=condition).sample.sum().backward()
+    noisy, timesteps = torch.randn(2, 3, 16, 16), torch.tensor([5, 900])
+    unet(noisy, timesteps, encoder_hidden_states=condition).sample.sum().backward()
     assert condition.grad is not None and condition.grad.abs().sum() > 0
 
     default = new_unet(config.model_copy(update={"attention_levels": None, "mid_block": True}), 6, seed=0)
