@@ -179,6 +179,20 @@ def test_lab_sd_attention_levels_bound_the_condition_gradient() -> None:
         new_unet(config.model_copy(update={"attention_levels": 3}), 6, seed=0)
 
 
+def test_fast_build_config_is_a_valid_build_with_the_cheap_layout() -> None:
+    import yaml
+
+    from trainer.lab.diffusion_pretrain import new_unet
+    from trainer.lab.pipeline import LabBuildConfig
+
+    path = Path(__file__).resolve().parents[3] / "trainer" / "lab" / "configs" / "fast.yaml"
+    config = LabBuildConfig.model_validate(yaml.safe_load(path.read_text()))
+    assert config.recipe_overrides == {"timestep_draws": 1}
+    unet = new_unet(config.diffusion, cross_attention_dim=8, seed=0)
+    assert unet.mid_block is None
+    assert unet.config.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+
+
 def test_bad_build_config_is_rejected() -> None:
     from trainer.lab.pipeline import LabBuildConfig
 
