@@ -4,9 +4,9 @@ lab-sd's UNet is most of the build: pretraining runs it forward and backward wit
 gradients; post-training runs it frozen, backward only as far as the condition (nothing finer
 than the first cross-attention level needs a gradient). Each layout is a
 ``DiffusionPretrainConfig`` override, built by the lab's own ``new_unet`` with random weights at
-the lab's real shapes (batch 32 at 32 px; the condition is the lab CLIP's 36 tokens, 96 wide). The layouts run
-in turns, ``--rounds`` times, so a busy neighbour slows all of them alike; the best round of each
-is kept and the ratios to the shipped layout are printed, then one JSON line.
+the lab's real shapes (batch 32 at 32 px; the condition is the lab CLIP's 36 tokens, 96 wide).
+The layouts run in turns, ``--rounds`` times, so a busy neighbour slows all of them alike; the
+best round of each is kept and the ratios to the shipped layout are printed, then one JSON line.
 
   .venv/bin/python bench/lab_sd.py --steps 4 --rounds 3
   .venv/bin/python bench/lab_sd.py --layouts shipped,attention-8px-no-mid --threads 2

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainer.feedback.conditions import unit_scaled
 from trainer.feedback.diffusion import DEFAULT_PROMPT
@@ -68,6 +68,21 @@ class DiffusionPretrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="EMA decay of the UNet's weights, saved instead of the last (0 = off)."
     )
 
+    @model_validator(mode="after")
+    def _finest_level_has_no_attention(self) -> DiffusionPretrainConfig:
+        """Checked with the config, so ``diva lab build`` refuses it before any stage runs."""
+        if self.attention_levels is not None and self.attention_levels >= len(self.block_out_channels):
+            raise ValueError(
+                f"attention_levels must be below the {len(self.block_out_channels)} levels: "
+                "the finest level has none"
+            )
+        return self
+
+    @property
+    def cross_attention_levels(self) -> int:
+        """``attention_levels`` with its default (all but the finest level) filled in."""
+        return len(self.block_out_channels) - 1 if self.attention_levels is None else self.attention_levels
+
 
 def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: int) -> torch.nn.Module:
     """A random pixel-space UNet whose cross-attention reads ``cross_attention_dim``-wide tokens."""
@@ -75,9 +90,7 @@ def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: in
 
     torch.manual_seed(seed)
     levels = len(config.block_out_channels)
-    attention = levels - 1 if config.attention_levels is None else config.attention_levels
-    if attention >= levels:
-        raise ValueError(f"attention_levels must be below the {levels} levels: the finest level has none")
+    attention = config.cross_attention_levels
     plain = levels - attention
     film = (
         {

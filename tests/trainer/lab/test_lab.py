@@ -176,7 +176,7 @@ def test_lab_sd_attention_levels_bound_the_condition_gradient() -> None:
     assert default.config.down_block_types == ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
     assert default.mid_block is not None
     with pytest.raises(ValueError, match="finest level"):
-        new_unet(config.model_copy(update={"attention_levels": 3}), 6, seed=0)
+        DiffusionPretrainConfig(block_out_channels=(8, 16, 16), attention_levels=3)
 
 
 def test_fast_build_config_is_a_valid_build_with_the_cheap_layout() -> None:
