@@ -55,7 +55,13 @@ class DiffusionPretrainConfig(BaseModel):
     )
     mid_block: bool = Field(True, description="A cross-attention block at the coarsest resolution.")
     prompt_drop: float = Field(
-        0.1, ge=0, le=1, description="Share of steps' captions replaced by the fixed prompt."
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of steps' captions replaced by the fixed prompt. The lab never samples "
+        "with guidance, yet without it post-training collapsed state pairs (filled/hollow) below the "
+        "base in every run: lab-sd then reads any embedding that is not a caption's, as an image's "
+        "is, as one side of the pair (docs/lab.md, seventh session).",
     )
     film_condition: bool = Field(
         False,
