@@ -1,7 +1,8 @@
 """How to spend a machine's cores on lab-sd pretraining, the lab build's costliest step (CPU).
 
-Three ways to use ``--cores`` N, measured in turns (``--rounds``) so a busy neighbour slows all
-of them alike, each in fresh spawned processes, best round kept, images per second compared:
+Three ways to use ``--cores`` N on one forward and backward pass with weight gradients
+(``bench/lab_sd.py``'s pretraining pass, at its shapes), in fresh spawned processes, in turns
+(``--rounds``) so a busy neighbour slows all of them alike; best round kept, images per second:
 
 * ``threads``: one process, N intra-op threads, the batch as the build runs it (``--threads N``);
 * ``ddp``: N gloo DDP processes of one thread, the same global batch split between them (the
@@ -21,7 +22,6 @@ import argparse
 import json
 import os
 import socket
-import time
 from typing import Any
 
 import torch
@@ -36,29 +36,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def seconds_per_step(
-    unet: torch.nn.Module, batch: int, size: int, prompt: tuple[int, int], steps: int
-) -> float:
-    """Mean seconds of one pretraining step (forward, backward, AdamW) after one warm-up step."""
-    optimiser = torch.optim.AdamW(unet.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(0)
-    noisy = torch.randn(batch, 3, size, size, generator=gen)
-    condition = torch.randn(batch, *prompt, generator=gen)
-    start = 0.0
-    for step in range(steps + 1):
-        if step == 1:
-            start = time.perf_counter()
-        timesteps = torch.randint(1000, (batch,), generator=gen)
-        loss = unet(noisy, timesteps, encoder_hidden_states=condition).sample.square().mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-    return (time.perf_counter() - start) / steps
-
-
 def worker(rank: int, mode: str, cores: int, args: dict[str, Any], port: int, results) -> None:
     """One spawned process: its own threads, process group and UNet; reports its step time."""
     import torch.distributed as dist
+    from lab_sd import seconds_per_pass  # bench/ is on the path: the parent's, passed on by spawn
 
     from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, new_unet
 
@@ -70,9 +51,10 @@ def worker(rank: int, mode: str, cores: int, args: dict[str, Any], port: int, re
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=cores)
         unet = torch.nn.parallel.DistributedDataParallel(unet)
     try:
-        results.put(
-            (rank, seconds_per_step(unet, batch, config.sample_size, tuple(args["prompt"]), args["steps"]))
+        seconds = seconds_per_pass(
+            unet, batch, config.sample_size, tuple(args["prompt"]), args["steps"], True
         )
+        results.put((rank, seconds))
     finally:
         if mode == "ddp":
             dist.destroy_process_group()
@@ -101,8 +83,7 @@ def images_per_second(mode: str, cores: int, args: dict[str, Any]) -> float:
 
 
 def main() -> None:
-    import importlib.util
-    from pathlib import Path
+    import lab_sd  # the layouts and the pass being timed: bench/ is the script's own folder
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -116,9 +97,6 @@ def main() -> None:
     if args.cores < 2 or args.batch % args.cores:
         parser.error("--cores must be at least 2 and divide --batch")
 
-    spec = importlib.util.spec_from_file_location("bench_lab_sd", Path(__file__).with_name("lab_sd.py"))
-    lab_sd = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab_sd)
     if args.layout not in lab_sd.LAYOUTS:
         parser.error(f"unknown layout {args.layout!r}; choose from {sorted(lab_sd.LAYOUTS)}")
     shared = {

@@ -63,8 +63,7 @@ class DiffusionPretrainConfig(BaseModel):
         "on one, state pairs fell below the base in every run, as the feedback moved hollow objects' "
         "embeddings towards every statement). The likely reason: an image's embedding is never a "
         "caption's, and prompt-only captions teach lab-sd what a condition that does not state a "
-        "property means "
-        "(docs/lab.md, seventh session).",
+        "property means (docs/lab.md, seventh session).",
     )
     film_condition: bool = Field(
         False,
