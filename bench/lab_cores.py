@@ -52,7 +52,7 @@ def worker(rank: int, mode: str, cores: int, args: dict[str, Any], port: int, re
         unet = torch.nn.parallel.DistributedDataParallel(unet)
     try:
         seconds = seconds_per_pass(
-            unet, batch, config.sample_size, tuple(args["prompt"]), args["steps"], True
+            unet, batch, config.sample_size, tuple(args["prompt"]), args["steps"], weights=True
         )
         results.put((rank, seconds))
     finally:
