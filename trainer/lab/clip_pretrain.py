@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.backbones.factory import ClipBundle, eval_transform, list_architectures, save_open_clip
-from trainer.lab.data import SceneSet, normalise
+from trainer.lab.data import SceneSet, make_twin_pairs, normalise
 from trainer.lab.vocab import build_word_tokenizer
 from trainer.scenes import CaptionBias
 
@@ -47,6 +47,14 @@ class ClipPretrainConfig(BaseModel):
         description="Steps of a full-caption CLIP whose frozen text tower the main run keeps (0 = off).",
     )
     text_teacher_bias: CaptionBias = Field(default_factory=CaptionBias.full)
+    text_teacher_twins: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of each teacher batch made of twin pairs (two scenes that differ in one "
+        "fine property: trainer.lab.data.make_twin_pairs), so the teacher's text tower must read "
+        "word order and every fine word rather than a bag of words (0 = random batches).",
+    )
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -115,6 +123,7 @@ def pretrain_clip(
     total = config.text_teacher_steps + config.steps
     if config.text_teacher_steps:
         teacher = new_lab_clip(config, folder, seed)
+        twins = make_twin_pairs(len(data) // 2, seed, int(data.images.shape[-1])) if config.text_teacher_twins else None
         _contrastive(
             teacher,
             data,
@@ -125,6 +134,7 @@ def pretrain_clip(
             progress,
             0,
             total,
+            twins=(twins, config.text_teacher_twins) if twins is not None else None,
         )
         text_state = {k: v for k, v in teacher.model.state_dict().items() if k.split(".")[0] in TEXT_PARTS}
         bundle.model.load_state_dict(text_state, strict=False)
@@ -149,8 +159,12 @@ def _contrastive(
     progress: Progress | None,
     done: int,
     total: int,
+    twins: tuple[tuple[SceneSet, SceneSet], float] | None = None,
 ) -> None:
-    """AdamW + ``ClipLoss`` on the bundle's trainable parameters for ``steps`` steps."""
+    """AdamW + ``ClipLoss`` on the bundle's trainable parameters for ``steps`` steps.
+
+    ``twins`` (twin pairs and a share of the batch) puts that share of each batch in pairs.
+    """
     from open_clip.loss import ClipLoss
 
     model = bundle.model.train()
@@ -170,9 +184,15 @@ def _contrastive(
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, steps, config.lr, config.warmup_steps)
-        index = torch.randint(len(data), (config.batch_size,), generator=gen)
-        images = normalise(data.images[index], config.mean, config.std)
-        texts = bundle.tokenizer(data.captions(index, rng, bias))
+        pairs = round(config.batch_size * twins[1] / 2) if twins else 0
+        index = torch.randint(len(data), (config.batch_size - 2 * pairs,), generator=gen)
+        pixels, captions = data.images[index], data.captions(index, rng, bias)
+        if twins:
+            (firsts, seconds), pick = twins[0], torch.randint(len(twins[0][0]), (pairs,), generator=gen)
+            pixels = torch.cat([pixels, firsts.images[pick], seconds.images[pick]])
+            captions += firsts.captions(pick, rng, bias) + seconds.captions(pick, rng, bias)
+        images = normalise(pixels, config.mean, config.std)
+        texts = bundle.tokenizer(captions)
         image_features, text_features, logit_scale = model(images, texts)
         loss = loss_fn(image_features, text_features, logit_scale)
         optimiser.zero_grad(set_to_none=True)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from trainer.scenes import CaptionBias, Scene, render, sample_caption, sample_scene
+from trainer.scenes.world import VARIED_PROPERTIES, varied_properties, vary
 
 
 @dataclass
@@ -33,7 +34,31 @@ def make_scene_set(count: int, seed: int, size: int = 64) -> SceneSet:
     if count < 1:
         raise ValueError(f"a scene set needs at least one image, got {count}")
     rng = np.random.default_rng(seed)
-    scenes = [sample_scene(rng) for _ in range(count)]
+    return _rendered([sample_scene(rng) for _ in range(count)], size)
+
+
+def make_twin_pairs(
+    count: int, seed: int, size: int = 64, properties: tuple[str, ...] = VARIED_PROPERTIES
+) -> tuple[SceneSet, SceneSet]:
+    """``count`` twin pairs: scene i of the second set is scene i of the first with one fine
+    property changed (``trainer.scenes.world.vary``), the ``properties`` in turn so each gets an
+    equal share (a two-object swap would otherwise be one twin in thirty)."""
+    unknown = set(properties) - set(VARIED_PROPERTIES)
+    if not properties or unknown:
+        raise ValueError(f"twin properties must be some of {VARIED_PROPERTIES}, got {properties}")
+    rng = np.random.default_rng([seed, 2])
+    firsts, seconds = [], []
+    for index in range(count):
+        prop = properties[index % len(properties)]
+        scene = sample_scene(rng)
+        while prop not in varied_properties(scene):
+            scene = sample_scene(rng)
+        firsts.append(scene)
+        seconds.append(vary(scene, rng, prop))
+    return _rendered(firsts, size), _rendered(seconds, size)
+
+
+def _rendered(scenes: list[Scene], size: int) -> SceneSet:
     pixels = np.stack([np.asarray(render(scene, size)) for scene in scenes])
     return SceneSet(scenes, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
 

@@ -164,3 +164,72 @@ def with_things(scene: Scene, things: tuple[Thing, ...], rng: np.random.Generato
     if rng is None:
         raise ValueError("a new count needs an rng for the new layout")
     return Scene(things, layout(len(things), rng))
+
+
+#: the fine properties ``vary`` can change (colour and shape are what biased captions already name)
+VARIED_PROPERTIES: tuple[str, ...] = ("direction", "mark", "state", "count", "position", "structure", "view")
+
+
+def varied_properties(scene: Scene) -> tuple[str, ...]:
+    """The fine properties of ``scene`` that ``vary`` can change (a circle has no direction ...)."""
+    things = scene.things
+    applies = {
+        "direction": any(t.direction is not None for t in things),
+        "mark": True,
+        "state": True,
+        "count": scene.is_group,
+        "position": not scene.is_group,
+        "structure": any(t.filled for t in things),
+        "view": any(t.view is not None for t in things),
+    }
+    return tuple(p for p in VARIED_PROPERTIES if applies[p])
+
+
+def vary(scene: Scene, rng: np.random.Generator, prop: str | None = None) -> Scene:
+    """A twin of ``scene`` that differs in exactly one fine property (``prop``, or a random one).
+
+    Twins are hard negatives: a contrastive batch that holds a scene and its twin can only be
+    solved by reading the property they differ in, which a random batch almost never demands
+    (two different objects swapped left and right, say), so a CLIP trained on random batches
+    learns its captions as bags of words.
+    """
+    options = varied_properties(scene)
+    prop = prop or str(rng.choice(options))
+    if prop not in options:
+        raise ValueError(f"cannot vary {prop!r} of this scene; it has {options}")
+    if prop == "position":
+        return replace(scene, things=scene.things[::-1])
+    if prop == "count":
+        counts = [n for n in range(1, MAX_COUNT + 1) if n != len(scene.things)]
+        return with_things(scene, (scene.things[0],) * int(rng.choice(counts)), rng)
+    eligible = [i for i, t in enumerate(scene.things) if _can_vary(t, prop)]
+    index = eligible[int(rng.integers(len(eligible)))]
+    changed = _vary_thing(scene.things[index], prop, rng)
+    if scene.is_group:
+        return replace(scene, things=(changed,) * len(scene.things))
+    return replace(scene, things=tuple(changed if i == index else t for i, t in enumerate(scene.things)))
+
+
+def _can_vary(thing: Thing, prop: str) -> bool:
+    return {
+        "direction": thing.direction is not None,
+        "mark": True,
+        "state": True,
+        "structure": thing.filled,
+        "view": thing.view is not None,
+    }[prop]
+
+
+def _vary_thing(thing: Thing, prop: str, rng: np.random.Generator) -> Thing:
+    """The same object with ``prop`` changed: a dot comes or goes, a letter becomes another ..."""
+    if prop == "direction":
+        return replace(thing, direction=str(rng.choice([d for d in DIRECTIONS if d != thing.direction])))
+    if prop == "mark":
+        if thing.mark is None or thing.mark == "dot":
+            return replace(thing, mark=None if thing.mark == "dot" else "dot")
+        return replace(thing, mark=str(rng.choice([m for m in LETTERS if m != thing.mark])))
+    if prop == "state":
+        return replace(thing, filled=not thing.filled, striped=False)
+    if prop == "structure":
+        return replace(thing, striped=not thing.striped)
+    return replace(thing, view="angle" if thing.view == "front" else "front")

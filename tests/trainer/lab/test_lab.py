@@ -267,3 +267,32 @@ def test_feedback_ceiling_probe_is_opt_in() -> None:
         config.model_copy(update={"ceiling_steps": 1}), BUILTIN_MODELS_DIR / "lab-sd", base, base
     )
     assert len(asked["feedback_ceiling"]) == 9
+
+
+def test_teacher_twins_are_hard_negatives_in_the_teacher_batch(tmp_path: Path) -> None:
+    """With ``text_teacher_twins`` the teacher trains on twin pairs, every fine property in turn."""
+    from trainer.lab.clip_pretrain import TEXT_PARTS, ClipPretrainConfig, pretrain_clip
+    from trainer.lab.data import make_scene_set, make_twin_pairs
+    from trainer.scenes import PROPERTIES, describe
+    from trainer.scenes.world import VARIED_PROPERTIES
+
+    firsts, seconds = make_twin_pairs(2 * len(VARIED_PROPERTIES), seed=3, size=32)
+    assert firsts.images.shape == seconds.images.shape == (14, 3, 32, 32)
+    words = set(PROPERTIES)
+    assert all(describe(a, words) != describe(b, words) for a, b in zip(firsts.scenes, seconds.scenes))
+    swapped = [a.things == b.things[::-1] for a, b in zip(firsts.scenes, seconds.scenes)]
+    assert sum(swapped) == 2, "each property gets its turn, a two-object swap included"
+    again = make_twin_pairs(2 * len(VARIED_PROPERTIES), seed=3, size=32)[1]
+    assert torch.equal(seconds.images, again.images)
+
+    data = make_scene_set(32, seed=3)
+    config = ClipPretrainConfig(steps=1, batch_size=16, warmup_steps=1, text_teacher_steps=3)
+    plain = pretrain_clip(config, data, tmp_path / "p", seed=5).model.state_dict()
+    with_twins = config.model_copy(update={"text_teacher_twins": 0.5})
+    first = pretrain_clip(with_twins, data, tmp_path / "a", seed=5).model.state_dict()
+    second = pretrain_clip(with_twins, data, tmp_path / "b", seed=5).model.state_dict()
+    text_keys = [k for k in plain if k.split(".")[0] in TEXT_PARTS and k != "attn_mask"]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], plain[k]) for k in text_keys)
+    with pytest.raises(ValueError):
+        ClipPretrainConfig(text_teacher_twins=1.5)

@@ -150,3 +150,47 @@ def test_position_captions_use_both_phrasings_and_stay_true() -> None:
             assert f"{second} to the right of {first}" in caption, caption
             seen["right"] += 1
     assert min(seen.values()) > 0.3 * len(pairs), seen
+
+
+def test_twins_differ_in_exactly_one_fine_property() -> None:
+    """``vary`` changes one property that applies, visibly, and says so in a full caption."""
+    from trainer.scenes import PROPERTIES, describe
+    from trainer.scenes.world import varied_properties, vary
+
+    rng = np.random.default_rng(4)
+    seen = set()
+    for _ in range(300):
+        scene = sample_scene(rng)
+        prop = str(rng.choice(varied_properties(scene)))
+        twin = vary(scene, rng, prop)
+        seen.add(prop)
+        assert describe(scene, set(PROPERTIES)) != describe(twin, set(PROPERTIES))
+        assert np.abs(np.asarray(render(scene), np.int16) - np.asarray(render(twin), np.int16)).max() > 100
+        assert twin.is_group == scene.is_group
+        if prop == "count":
+            assert twin.things[0] == scene.things[0] and len(twin.things) != len(scene.things)
+            continue
+        assert twin.placements == scene.placements
+        if prop == "position":
+            assert twin.things == scene.things[::-1]
+            continue
+        changed = {
+            f.name
+            for a, b in zip(scene.things, twin.things)
+            for f in fields(Thing)
+            if getattr(a, f.name) != getattr(b, f.name)
+        }
+        expected = {"state": {"filled"}, "structure": {"striped"}}.get(prop, {prop})
+        assert changed - {"striped"} == expected - {"striped"} and changed, (prop, changed)
+    assert seen == {"direction", "mark", "state", "count", "position", "structure", "view"}
+
+
+def test_a_property_that_does_not_apply_cannot_be_varied() -> None:
+    from trainer.scenes import Placement, Scene
+    from trainer.scenes.world import vary
+
+    circle = Scene((Thing("circle", "red"),), (Placement(0.5, 0.5, 0.3),))
+    with pytest.raises(ValueError, match="cannot vary 'direction'"):
+        vary(circle, np.random.default_rng(0), "direction")
+    with pytest.raises(ValueError, match="cannot vary 'position'"):
+        vary(circle, np.random.default_rng(0), "position")
