@@ -8,6 +8,7 @@ UNet into the condition only. Normalisation is explicit: this module takes raw p
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,30 @@ import torch
 import torch.nn.functional as F
 
 DEFAULT_PROMPT = "a photo of a ."
+
+
+def space_to_depth_factor(unet_config: Any) -> int:
+    """f of a pixel-space UNet whose every pixel holds an f x f block of RGB pixels (3 f^2 channels).
+
+    A small pixel-space UNet is cheapest at a low ``sample_size``, but a resize to it erases
+    detail (a dot of two pixels, a letter). Folding f x f blocks into channels keeps every pixel
+    of an image f times larger for the cost of a wider first and last convolution.
+    """
+    channels = int(unet_config.in_channels)
+    factor = math.isqrt(channels // 3)
+    if channels % 3 or factor * factor * 3 != channels:
+        raise DiffusionFolderError(f"a pixel-space UNet needs 3 f^2 input channels, not {channels}")
+    return factor
+
+
+def pixel_latents(x: torch.Tensor, unet_config: Any) -> torch.Tensor:
+    """z0 of a pixel-space UNet from images in [-1, 1]: resized to ``sample_size * f``, f x f
+    blocks folded into channels (:func:`space_to_depth_factor`). The one place this is done."""
+    factor = space_to_depth_factor(unet_config)
+    size = int(unet_config.sample_size) * factor
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return F.pixel_unshuffle(x, factor) if factor > 1 else x
 
 
 class DiffusionFolderError(ValueError):
@@ -126,7 +151,7 @@ class FrozenDiffusion:
         """The image side the UNet's native resolution corresponds to."""
         size = int(self.unet.config.sample_size)
         if self.vae is None:
-            return size
+            return size * space_to_depth_factor(self.unet.config)
         return size * 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     def latent_shape(self, crop_size: int) -> tuple[int, int, int]:
@@ -143,10 +168,7 @@ class FrozenDiffusion:
         """z0 of images in [0, 1]: VAE posterior mean x scaling factor, or pixels in [-1, 1]."""
         x = pixels01 * 2.0 - 1.0
         if self.vae is None:
-            size = int(self.unet.config.sample_size)
-            if x.shape[-1] != size or x.shape[-2] != size:
-                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            return x.to(self.unet.dtype)
+            return pixel_latents(x, self.unet.config).to(self.unet.dtype)
         x = x.to(device=self.vae.device, dtype=self.vae.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -123,7 +123,8 @@ def pretrain_clip(
     total = config.text_teacher_steps + config.steps
     if config.text_teacher_steps:
         teacher = new_lab_clip(config, folder, seed)
-        twins = make_twin_pairs(len(data) // 2, seed, int(data.images.shape[-1])) if config.text_teacher_twins else None
+        size = int(data.images.shape[-1])
+        twins = make_twin_pairs(len(data) // 2, seed, size) if config.text_teacher_twins else None
         _contrastive(
             teacher,
             data,

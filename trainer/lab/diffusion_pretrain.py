@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainer.feedback.conditions import unit_scaled
-from trainer.feedback.diffusion import DEFAULT_PROMPT
+from trainer.feedback.diffusion import DEFAULT_PROMPT, pixel_latents
 from trainer.feedback.reference import SD_SCHEDULER
 from trainer.lab.clip_pretrain import lr_at
 from trainer.lab.data import SceneSet
@@ -44,6 +44,15 @@ class DiffusionPretrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)
     sample_size: int = Field(32, ge=8)
+    space_to_depth: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="Fold f x f pixel blocks into channels (3 f^2 of them): the UNet still works at "
+        "sample_size but reads images at f times that, so detail a resize would erase (a dot, "
+        "stripes, a small arrow's tip) reaches it, for the cost of a wider first and last "
+        "convolution (trainer.feedback.diffusion.pixel_latents).",
+    )
     block_out_channels: tuple[int, ...] = (16, 32, 64)
     attention_heads: int = Field(2, ge=1, description="Few, wide heads: tiny heads are slow on CPU.")
     attention_levels: int | None = Field(
@@ -111,8 +120,8 @@ def new_unet(config: DiffusionPretrainConfig, cross_attention_dim: int, seed: in
     )
     return UNet2DConditionModel(
         sample_size=config.sample_size,
-        in_channels=3,
-        out_channels=3,
+        in_channels=3 * config.space_to_depth**2,
+        out_channels=3 * config.space_to_depth**2,
         layers_per_block=1,
         block_out_channels=config.block_out_channels,
         down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention,
@@ -199,7 +208,7 @@ def pretrain_diffusion(
             for caption in data.captions(index, rng, full)
         ]
         condition = caption_condition(text_encoder, tokenize(tokenizer, captions), prompt_states)
-        z0 = to_pixels(data.images[index], config.sample_size)
+        z0 = to_pixels(data.images[index], unet.config)
         noise = torch.randn(z0.shape, generator=gen)
         t = torch.randint(scheduler.config.num_train_timesteps, (len(index),), generator=gen)
         noisy = scheduler.add_noise(z0, noise, t)
@@ -219,12 +228,9 @@ def pretrain_diffusion(
     return folder
 
 
-def to_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 [B, 3, H, W] -> [-1, 1] at ``size``, exactly as the feedback module makes z0."""
-    x = images.float() / 255.0 * 2.0 - 1.0
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x
+def to_pixels(images: torch.Tensor, unet_config) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> the z0 of lab-sd's UNet, exactly as the feedback module makes it."""
+    return pixel_latents(images.float() / 255.0 * 2.0 - 1.0, unet_config)
 
 
 def save_diffusion(

@@ -54,7 +54,6 @@ def caption_sensitivity(
     from trainer.scenes import PATTERNS, draw_pair
 
     unet, scheduler, tokenizer, text_encoder, prompt_states = load_lab_sd(diffusion_dir)
-    size = int(unet.config.sample_size)
     window = timesteps or (0, int(scheduler.config.num_train_timesteps))
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -64,7 +63,7 @@ def caption_sensitivity(
         for _ in range(pairs_per_pattern):
             pair = draw_pair(pattern, rng)
             pixels = _pair_pixels([pair])
-            z0 = to_pixels(pixels, size)  # [2, 3, S, S]
+            z0 = to_pixels(pixels, unet.config)  # [2, C, S, S]
             ids = tokenize(tokenizer, [f"a photo of {s}" for s in pair.statements])
             text = caption_condition(text_encoder, ids, prompt_states)  # [2, L, C]
             noise = torch.randn((draws, *z0.shape[1:]), generator=gen)
@@ -148,7 +147,7 @@ def feedback_ceiling(
             text = model.encode_text(
                 bundle.tokenizer([f"a photo of {s}" for p in pairs for s in p.statements])
             )
-        z0 = to_pixels(pixels, int(unet.config.sample_size))
+        z0 = to_pixels(pixels, unet.config)
         embeds = start.clone().requires_grad_(True)
         optimiser = torch.optim.SGD([embeds], lr=lr, momentum=0.9)
         for _ in range(steps):

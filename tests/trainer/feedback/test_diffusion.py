@@ -42,6 +42,24 @@ def test_pixel_space_without_vae(tmp_path):
     assert torch.allclose(z0, torch.ones_like(z0))  # white pixels map to +1
 
 
+def test_space_to_depth_keeps_every_pixel_of_a_larger_image() -> None:
+    """A 12-channel pixel-space UNet reads 2x2 blocks: z0 of a 2*sample_size image is lossless."""
+    from types import SimpleNamespace
+
+    from trainer.feedback.diffusion import pixel_latents, space_to_depth_factor
+
+    config = SimpleNamespace(in_channels=12, sample_size=8)
+    assert space_to_depth_factor(config) == 2
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    z0 = pixel_latents(image, config)
+    assert z0.shape == (2, 12, 8, 8)
+    assert torch.equal(torch.nn.functional.pixel_shuffle(z0, 2), image)
+    assert pixel_latents(torch.rand(1, 3, 64, 64), config).shape == (1, 12, 8, 8)  # resized to 16 first
+    assert pixel_latents(image, SimpleNamespace(in_channels=3, sample_size=16)).shape == (2, 3, 16, 16)
+    with pytest.raises(DiffusionFolderError, match="3 f\\^2"):
+        space_to_depth_factor(SimpleNamespace(in_channels=4, sample_size=8))
+
+
 def test_draws_have_equal_weight_and_noise_through_scheduler(tiny_sd):
     feedback = FrozenDiffusion.load(tiny_sd)
     z0 = torch.randn(2, 4, 8, 8)

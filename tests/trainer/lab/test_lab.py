@@ -179,6 +179,28 @@ def test_lab_sd_attention_levels_bound_the_condition_gradient() -> None:
         DiffusionPretrainConfig(block_out_channels=(8, 16, 16), attention_levels=3)
 
 
+def test_space_to_depth_lab_sd_loads_for_feedback_at_twice_its_size(tmp_path: Path) -> None:
+    """lab-sd with ``space_to_depth: 2`` is a diffusers folder the trainer reads at 2x sample_size."""
+    from trainer.feedback import FrozenDiffusion
+    from trainer.lab.clip_pretrain import ClipPretrainConfig, pretrain_clip
+    from trainer.lab.data import make_scene_set
+    from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, pretrain_diffusion, to_pixels
+
+    data = make_scene_set(16, seed=1)
+    clip = pretrain_clip(
+        ClipPretrainConfig(steps=1, batch_size=4, warmup_steps=1, text_teacher_steps=0), data, tmp_path / "c"
+    )
+    config = DiffusionPretrainConfig(
+        steps=2, batch_size=2, warmup_steps=1, sample_size=32, space_to_depth=2, block_out_channels=(8, 16)
+    )
+    folder = pretrain_diffusion(config, data, tmp_path / "sd", clip, seed=0)
+    diffusion = FrozenDiffusion.load(folder)
+    assert diffusion.pixel_size == 64 and diffusion.latent_shape(64) == (12, 32, 32)
+    z0 = diffusion.latents(data.images[:2].float() / 255.0)
+    assert torch.allclose(z0, to_pixels(data.images[:2], diffusion.unet.config))
+    assert torch.allclose(torch.nn.functional.pixel_shuffle(z0, 2), data.images[:2].float() / 255.0 * 2 - 1)
+
+
 def test_fast_build_config_is_a_valid_build_with_the_cheap_layout() -> None:
     import yaml
 
