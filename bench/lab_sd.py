@@ -4,7 +4,8 @@ lab-sd's UNet is most of the build: pretraining runs it forward and backward wit
 gradients; post-training runs it frozen, backward only as far as the condition (nothing finer
 than the first cross-attention level needs a gradient). Each layout is a
 ``DiffusionPretrainConfig`` override, built by the lab's own ``new_unet`` with random weights at
-the lab's real shapes (batch 32 at 32 px; the condition is the lab CLIP's 36 tokens, 96 wide).
+the lab's real shapes (batch 32 at 32 px, or 2x2 blocks of 64 px ones with ``space_to_depth``;
+the condition is the lab CLIP's 36 tokens, 96 wide).
 The layouts run in turns, ``--rounds`` times, so a busy neighbour slows all of them alike; the
 best round of each is kept and the ratios to the shipped layout are printed, then one JSON line.
 
@@ -25,6 +26,8 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "shipped": {},
     "attention-8px": {"attention_levels": 1},
     "attention-8px-no-mid": {"attention_levels": 1, "mid_block": False},
+    # the same UNet reading 64 px images as 2x2 blocks of 12 channels (space_to_depth)
+    "attention-8px-no-mid-s2d": {"attention_levels": 1, "mid_block": False, "space_to_depth": 2},
 }
 
 
@@ -45,7 +48,7 @@ def seconds_per_pass(
     """Mean seconds of a forward + backward; ``weights``: pretraining's gradients, else post-training's."""
     unet.requires_grad_(weights)
     gen = torch.Generator().manual_seed(0)
-    noisy = torch.randn(batch, 3, size, size, generator=gen)
+    noisy = torch.randn(batch, int(unet.config.in_channels), size, size, generator=gen)
     timesteps = torch.randint(1000, (batch,), generator=gen)
     condition = torch.randn(batch, *prompt, generator=gen).requires_grad_(not weights)
     unet(noisy, timesteps, encoder_hidden_states=condition).sample.square().mean().backward()  # warm-up

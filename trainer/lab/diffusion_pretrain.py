@@ -81,6 +81,13 @@ class DiffusionPretrainConfig(BaseModel):
         "diffusion models do; without it a condition shared by all tokens reaches the UNet only as a "
         "spatially uniform bias at the cross-attention layers.",
     )
+    snr_gamma: float | None = Field(
+        None,
+        gt=0,
+        description="Min-SNR-gamma loss weighting (Hang et al. 2023, diffusers' compute_snr): each "
+        "sample's epsilon loss times min(SNR, gamma) / SNR. Low-noise steps, whose loss is large but "
+        "which need no caption to denoise, then stop dominating the updates (None = plain MSE).",
+    )
     ema_decay: float = Field(
         0.0, ge=0, lt=1, description="EMA decay of the UNet's weights, saved instead of the last (0 = off)."
     )
@@ -177,7 +184,7 @@ def pretrain_diffusion(
     tower is stored as ``text_encoder/`` and its tokenizer as ``tokenizer/``.
     """
     from diffusers import DDPMScheduler
-    from diffusers.training_utils import EMAModel
+    from diffusers.training_utils import EMAModel, compute_snr
     from transformers import AutoTokenizer
 
     from trainer.export.hf import hf_text_encoder
@@ -213,7 +220,12 @@ def pretrain_diffusion(
         t = torch.randint(scheduler.config.num_train_timesteps, (len(index),), generator=gen)
         noisy = scheduler.add_noise(z0, noise, t)
         pred = unet(noisy, t, encoder_hidden_states=condition).sample
-        loss = F.mse_loss(pred, noise)
+        if config.snr_gamma is None:
+            loss = F.mse_loss(pred, noise)
+        else:
+            snr = compute_snr(scheduler, t)
+            weight = snr.clamp(max=config.snr_gamma) / snr
+            loss = (F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1) * weight).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

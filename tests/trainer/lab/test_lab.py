@@ -201,6 +201,39 @@ def test_space_to_depth_lab_sd_loads_for_feedback_at_twice_its_size(tmp_path: Pa
     assert torch.allclose(torch.nn.functional.pixel_shuffle(z0, 2), data.images[:2].float() / 255.0 * 2 - 1)
 
 
+def test_min_snr_weighting_changes_what_lab_sd_learns(tmp_path: Path) -> None:
+    """``snr_gamma`` reweights the epsilon loss (same draws, other weights): deterministic, and not
+    the plain run; a gamma above every timestep's SNR weights all of them 1, the plain loss."""
+    from trainer.lab.clip_pretrain import ClipPretrainConfig, pretrain_clip
+    from trainer.lab.data import make_scene_set
+    from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, pretrain_diffusion
+
+    data = make_scene_set(16, seed=1)
+    clip = pretrain_clip(
+        ClipPretrainConfig(steps=1, batch_size=4, warmup_steps=1, text_teacher_steps=0), data, tmp_path / "c"
+    )
+    # Adam's first updates are near sign(gradient), the same for both weightings: a few more steps
+    tiny = {"steps": 6, "batch_size": 4, "warmup_steps": 1, "sample_size": 16, "block_out_channels": (8, 16)}
+
+    def weights(name: str, **changes) -> dict[str, torch.Tensor]:
+        folder = pretrain_diffusion(DiffusionPretrainConfig(**tiny, **changes), data, tmp_path / name, clip)
+        from diffusers import UNet2DConditionModel
+
+        return UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet").state_dict()
+
+    plain, snr, again, flat = (
+        weights("p"),
+        weights("s", snr_gamma=5.0),
+        weights("a", snr_gamma=5.0),
+        weights("f", snr_gamma=1e6),
+    )
+    assert all(torch.equal(snr[k], again[k]) for k in snr)
+    assert not all(torch.equal(snr[k], plain[k]) for k in snr)
+    assert all(torch.allclose(flat[k], plain[k], atol=1e-6) for k in plain)
+    with pytest.raises(ValueError):
+        DiffusionPretrainConfig(snr_gamma=0)
+
+
 def test_fast_build_config_is_a_valid_build_with_the_cheap_layout() -> None:
     import yaml
 
