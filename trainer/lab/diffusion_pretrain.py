@@ -1,6 +1,6 @@
 """Pretraining the lab's text-to-image model: a pixel-space diffusers UNet taught by full captions.
 
-Unlike the CLIP, this model's captions state every property (``CaptionBias.full()``), so to
+Unlike the CLIP, this model's captions state every property (``caption_bias``: full by default), so to
 denoise well it must render direction, count, position and state: that knowledge is what
 diffusion feedback later pushes into the CLIP. At 32 px, pixel space is cheaper and sharper than a
 tiny VAE, so there is no ``vae/`` (the feedback module then resizes crops to ``sample_size``).
@@ -63,6 +63,12 @@ class DiffusionPretrainConfig(BaseModel):
         "post-training's backward pass: nothing finer than it needs a gradient.",
     )
     mid_block: bool = Field(True, description="A cross-attention block at the coarsest resolution.")
+    caption_bias: CaptionBias = Field(
+        default_factory=CaptionBias.full,
+        description="How often lab-sd's captions state each property (default: every one, every "
+        "time). Below 1 a fine property is sometimes left unsaid, as it is in an image embedding "
+        "that does not see it, so lab-sd also learns what a condition without it means.",
+    )
     prompt_drop: float = Field(
         0.1,
         ge=0,
@@ -205,14 +211,13 @@ def pretrain_diffusion(
     ema = EMAModel(params, decay=config.ema_decay, use_ema_warmup=True) if config.ema_decay else None
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    full = CaptionBias.full()
     for step in range(config.steps):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, config.steps, config.lr, config.warmup_steps)
         index = torch.randint(len(data), (config.batch_size,), generator=gen)
         captions = [
             DEFAULT_PROMPT if rng.random() < config.prompt_drop else caption
-            for caption in data.captions(index, rng, full)
+            for caption in data.captions(index, rng, config.caption_bias)
         ]
         condition = caption_condition(text_encoder, tokenize(tokenizer, captions), prompt_states)
         z0 = to_pixels(data.images[index], unet.config)

@@ -201,37 +201,54 @@ def test_space_to_depth_lab_sd_loads_for_feedback_at_twice_its_size(tmp_path: Pa
     assert torch.allclose(torch.nn.functional.pixel_shuffle(z0, 2), data.images[:2].float() / 255.0 * 2 - 1)
 
 
-def test_min_snr_weighting_changes_what_lab_sd_learns(tmp_path: Path) -> None:
-    """``snr_gamma`` reweights the epsilon loss (same draws, other weights): deterministic, and not
-    the plain run; a gamma above every timestep's SNR weights all of them 1, the plain loss."""
+@pytest.fixture(scope="module")
+def tiny_lab_sd(tmp_path_factory):
+    """Train a tiny lab-sd with config changes on one small scene set; return its UNet weights."""
+    from diffusers import UNet2DConditionModel
+
     from trainer.lab.clip_pretrain import ClipPretrainConfig, pretrain_clip
     from trainer.lab.data import make_scene_set
     from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, pretrain_diffusion
 
+    root = tmp_path_factory.mktemp("tiny-lab-sd")
     data = make_scene_set(16, seed=1)
     clip = pretrain_clip(
-        ClipPretrainConfig(steps=1, batch_size=4, warmup_steps=1, text_teacher_steps=0), data, tmp_path / "c"
+        ClipPretrainConfig(steps=1, batch_size=4, warmup_steps=1, text_teacher_steps=0), data, root / "clip"
     )
-    # Adam's first updates are near sign(gradient), the same for both weightings: a few more steps
+    # Adam's first updates are near sign(gradient), alike for small changes of the loss: a few steps
     tiny = {"steps": 6, "batch_size": 4, "warmup_steps": 1, "sample_size": 16, "block_out_channels": (8, 16)}
 
-    def weights(name: str, **changes) -> dict[str, torch.Tensor]:
-        folder = pretrain_diffusion(DiffusionPretrainConfig(**tiny, **changes), data, tmp_path / name, clip)
-        from diffusers import UNet2DConditionModel
-
+    def train(name: str, **changes) -> dict[str, torch.Tensor]:
+        config = DiffusionPretrainConfig(**tiny, **changes)
+        folder = pretrain_diffusion(config, data, root / name, clip)
         return UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet").state_dict()
 
-    plain, snr, again, flat = (
-        weights("p"),
-        weights("s", snr_gamma=5.0),
-        weights("a", snr_gamma=5.0),
-        weights("f", snr_gamma=1e6),
-    )
-    assert all(torch.equal(snr[k], again[k]) for k in snr)
-    assert not all(torch.equal(snr[k], plain[k]) for k in snr)
+    return train
+
+
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_min_snr_weighting_changes_what_lab_sd_learns(tiny_lab_sd) -> None:
+    """``snr_gamma`` reweights the epsilon loss (same draws, other weights): deterministic, and not
+    the plain run; a gamma above every timestep's SNR weights all of them 1, the plain loss."""
+    from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig
+
+    plain, snr, again = tiny_lab_sd("p"), tiny_lab_sd("s", snr_gamma=5.0), tiny_lab_sd("a", snr_gamma=5.0)
+    flat = tiny_lab_sd("f", snr_gamma=1e6)
+    assert _equal(snr, again) and not _equal(snr, plain)
     assert all(torch.allclose(flat[k], plain[k], atol=1e-6) for k in plain)
     with pytest.raises(ValueError):
         DiffusionPretrainConfig(snr_gamma=0)
+
+
+def test_lab_sd_caption_bias_leaves_fine_properties_unsaid(tiny_lab_sd) -> None:
+    from trainer.scenes import CaptionBias
+
+    full = tiny_lab_sd("full")
+    assert _equal(full, tiny_lab_sd("explicit", caption_bias=CaptionBias.full()))
+    assert not _equal(full, tiny_lab_sd("half", caption_bias=CaptionBias.rare(0.5, common=1.0)))
 
 
 def test_fast_build_config_is_a_valid_build_with_the_cheap_layout() -> None:
