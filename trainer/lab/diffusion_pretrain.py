@@ -3,7 +3,8 @@
 Unlike the CLIP, this model's captions state every property (``caption_bias``: full by default), so to
 denoise well it must render direction, count, position and state: that knowledge is what
 diffusion feedback later pushes into the CLIP. At 32 px, pixel space is cheaper and sharper than a
-tiny VAE, so there is no ``vae/`` (the feedback module then resizes crops to ``sample_size``).
+tiny VAE, so there is no ``vae/`` (the feedback module then resizes crops to ``sample_size``, or
+with ``space_to_depth`` to f times it and folds f x f pixel blocks into channels).
 The folder is the diffusers layout SD-2.1-base uses and loads with the same ``from_pretrained``.
 
 Its text encoder is the lab CLIP's own text tower, frozen (SD-2.1 likewise keeps OpenCLIP-H's),
