@@ -243,6 +243,12 @@ def test_min_snr_weighting_changes_what_lab_sd_learns(tiny_lab_sd) -> None:
         DiffusionPretrainConfig(snr_gamma=0)
 
 
+def test_lab_sd_condition_noise_is_deterministic_augmentation(tiny_lab_sd) -> None:
+    noisy = tiny_lab_sd("noisy", condition_noise=0.2)
+    assert _equal(noisy, tiny_lab_sd("noisy-again", condition_noise=0.2))
+    assert not _equal(noisy, tiny_lab_sd("clean"))
+
+
 def test_lab_sd_caption_bias_leaves_fine_properties_unsaid(tiny_lab_sd) -> None:
     from trainer.scenes import CaptionBias
 
