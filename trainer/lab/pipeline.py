@@ -335,7 +335,7 @@ def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -
     """Diagnostics that explain the scores: what lab-sd renders, what the text tower separates."""
     if config.probe_pairs == 0:
         return {}
-    from trainer.lab.probe import caption_sensitivity, feedback_ceiling, text_separation
+    from trainer.lab.probe import caption_sensitivity, feedback_alignment, feedback_ceiling, text_separation
 
     pairs = config.probe_pairs
     probes: dict[str, Any] = {}
@@ -347,6 +347,9 @@ def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -
         **probes,
         "diffusion_caption_sensitivity": caption_sensitivity(
             sd_dir, pairs_per_pattern=pairs, seed=config.seed
+        ),
+        "feedback_alignment": feedback_alignment(
+            sd_dir, base_bundle, pairs_per_pattern=pairs, seed=config.seed
         ),
         "text_cosine_base": text_separation(base_bundle, pairs_per_pattern=2 * pairs, seed=config.seed),
         "text_cosine_post": text_separation(post_bundle, pairs_per_pattern=2 * pairs, seed=config.seed),

@@ -4,6 +4,9 @@
   images whose own statement gives a lower denoising loss than the pair's other statement (same
   noise, same timesteps); 50% means it ignores the property, near 100% that it renders it.
 * :func:`text_separation`: can the CLIP's text tower tell the two statements apart at all?
+* :func:`feedback_alignment`: does the feedback's first step point the right way? The share of
+  images whose embedding the diffusion loss's gradient moves towards the image's own statement
+  rather than the pair's other one: one gradient per image, a cheap first look at the ceiling.
 * :func:`feedback_ceiling`: if the tower could move each image's embedding exactly as the
   diffusion loss asks, would MMVP rise? Each benchmark-style image's embedding is optimised
   directly (no tower), so this bounds what feedback can teach, apart from whether a tower learns it.
@@ -160,4 +163,50 @@ def feedback_ceiling(
             loss.backward()
             optimiser.step()
         out[pattern] = {"before": pair_accuracy(start, text), "after": pair_accuracy(embeds.detach(), text)}
+    return out
+
+
+def feedback_alignment(
+    diffusion_dir: Path | str,
+    bundle,
+    *,
+    pairs_per_pattern: int = 20,
+    draws: int = 8,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Per pattern: % of images for which the descent direction of lab-sd's loss at the CLIP's
+    own image embedding (averaged over ``draws`` (t, noise) draws) has a positive projection on
+    (own statement - other statement), the text embeddings unit length. 50% = no signal.
+
+    The feedback ceiling's first step, without the 60 that follow: what post-training receives
+    at the start, per image, before the tower has to generalise it.
+    """
+    from trainer.lab.data import normalise
+    from trainer.lab.diffusion_pretrain import embedding_condition
+    from trainer.scenes import PATTERNS, draw_pair
+
+    unet, scheduler, _, _, prompt_states = load_lab_sd(diffusion_dir)
+    model = bundle.model.eval()
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, float] = {}
+    for pattern in PATTERNS:
+        pairs = [draw_pair(pattern, rng) for _ in range(pairs_per_pattern)]
+        pixels = _pair_pixels(pairs)
+        with torch.no_grad():
+            start = model.encode_image(normalise(pixels, bundle.mean, bundle.std))
+            text = model.encode_text(
+                bundle.tokenizer([f"a photo of {s}" for p in pairs for s in p.statements]), normalize=True
+            )
+        own_minus_other = (text - text.view(-1, 2, text.shape[-1]).flip(1).reshape_as(text)).detach()
+        z0 = to_pixels(pixels, unet.config)
+        embeds = start.clone().requires_grad_(True)
+        for _ in range(draws):
+            noise = torch.randn(z0.shape, generator=gen)
+            t = torch.randint(scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
+            condition = embedding_condition(embeds, prompt_states)
+            pred = unet(scheduler.add_noise(z0, noise, t), t, encoder_hidden_states=condition).sample
+            F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1).sum().backward()
+        descent = -embeds.grad
+        out[pattern] = 100.0 * float(((descent * own_minus_other).sum(-1) > 0).float().mean())
     return out

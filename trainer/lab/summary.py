@@ -63,19 +63,25 @@ def summarise(reports: list[dict[str, Any]]) -> str:
     if all(probes):
         lines += [
             "",
-            "| pattern | lab-sd caption sensitivity (%, 50 = blind) | base text cosine of statements "
+            "| pattern | lab-sd caption sensitivity (%, 50 = blind) | feedback alignment at the base "
+            "(%, 50 = no signal) | base text cosine of statements "
             "| feedback ceiling: base -> embeddings optimised (%) |",
-            "|---|---|---|---|",
+            "|---|---|---|---|---|",
         ]
         for pattern in patterns:
             sens = _stat([p["diffusion_caption_sensitivity"][pattern] for p in probes])
+            aligned = (  # reports from before the probe existed lack it
+                _stat([p["feedback_alignment"][pattern] for p in probes])
+                if all("feedback_alignment" in p for p in probes)
+                else "-"
+            )
             cos = np.mean([p["text_cosine_base"][pattern] for p in probes])
             ceiling = "-"
             if all("feedback_ceiling" in p for p in probes):
                 before = _stat([p["feedback_ceiling"][pattern]["before"] for p in probes])
                 after = _stat([p["feedback_ceiling"][pattern]["after"] for p in probes])
                 ceiling = f"{before} -> {after}"
-            lines.append(f"| {pattern} | {sens} | {cos:.3f} | {ceiling} |")
+            lines.append(f"| {pattern} | {sens} | {aligned} | {cos:.3f} | {ceiling} |")
     cpu = [sum(r.get("stage_cpu_seconds", {}).values()) for r in reports]
     wall = [sum(r.get("stage_seconds", {}).values()) for r in reports]
     lines += [

@@ -341,10 +341,25 @@ def test_feedback_ceiling_probe_is_opt_in() -> None:
     probes = run_probes(config, BUILTIN_MODELS_DIR / "lab-sd", base, base)
     assert "feedback_ceiling" not in probes
     assert len(probes["diffusion_caption_sensitivity"]) == 9 and len(probes["text_cosine_post"]) == 9
+    assert len(probes["feedback_alignment"]) == 9
+    assert all(0 <= v <= 100 for v in probes["feedback_alignment"].values())
     asked = run_probes(
         config.model_copy(update={"ceiling_steps": 1}), BUILTIN_MODELS_DIR / "lab-sd", base, base
     )
     assert len(asked["feedback_ceiling"]) == 9
+
+
+def test_feedback_alignment_sees_the_builtin_lab_sd_teach_coarse_properties() -> None:
+    """At the built-in base, lab-sd's gradient moves embeddings towards their own statement on
+    structure (stripes, which lab-sd reads at 95-100%) in most pairs; a sign slip would give ~0%."""
+    from trainer.artifacts import BUILTIN_MODELS_DIR
+    from trainer.backbones.factory import create_clip
+    from trainer.lab.probe import feedback_alignment
+
+    base = create_clip(str(BUILTIN_MODELS_DIR / "lab-clip-base" / "open_clip"))
+    aligned = feedback_alignment(BUILTIN_MODELS_DIR / "lab-sd", base, pairs_per_pattern=10, draws=4)
+    assert set(aligned) >= {"Structural Characteristics", "Orientation and Direction"}
+    assert aligned["Structural Characteristics"] >= 75, aligned
 
 
 def test_teacher_twins_are_hard_negatives_in_the_teacher_batch(tmp_path: Path) -> None:
