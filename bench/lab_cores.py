@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import socket
 from typing import Any
 
@@ -72,7 +73,18 @@ def images_per_second(mode: str, cores: int, args: dict[str, Any]) -> float:
     ]
     for child in children:
         child.start()
-    seconds = dict(results.get(timeout=600) for _ in children)
+    seconds = {}
+    while len(seconds) < len(children):
+        try:
+            rank, value = results.get(timeout=2)
+            seconds[rank] = value
+        except queue.Empty:
+            # a process that died leaves its peers waiting in DDP's all-reduce: fail, do not hang
+            dead = [c.exitcode for c in children if c.exitcode not in (None, 0)]
+            if dead:
+                for child in children:
+                    child.terminate()
+                raise RuntimeError(f"{mode} process exited with {dead[0]}") from None
     for child in children:
         child.join()
         if child.exitcode != 0:

@@ -48,7 +48,8 @@ def seconds_per_pass(
     """Mean seconds of a forward + backward; ``weights``: pretraining's gradients, else post-training's."""
     unet.requires_grad_(weights)
     gen = torch.Generator().manual_seed(0)
-    noisy = torch.randn(batch, int(unet.config.in_channels), size, size, generator=gen)
+    channels = int(getattr(unet, "module", unet).config.in_channels)  # a DDP wrapper holds the UNet
+    noisy = torch.randn(batch, channels, size, size, generator=gen)
     timesteps = torch.randint(1000, (batch,), generator=gen)
     condition = torch.randn(batch, *prompt, generator=gen).requires_grad_(not weights)
     unet(noisy, timesteps, encoder_hidden_states=condition).sample.square().mean().backward()  # warm-up
