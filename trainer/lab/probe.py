@@ -109,6 +109,17 @@ def _pair_pixels(pairs) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for p in pairs for im in p.images])
 
 
+def _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen) -> torch.Tensor:
+    """lab-sd's loss summed over images for one (t, noise) draw each, read at free embeddings."""
+    from trainer.lab.diffusion_pretrain import embedding_condition
+
+    noise = torch.randn(z0.shape, generator=gen)
+    t = torch.randint(scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
+    condition = embedding_condition(embeds, prompt_states)
+    pred = unet(scheduler.add_noise(z0, noise, t), t, encoder_hidden_states=condition).sample
+    return F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1).sum()
+
+
 def pair_accuracy(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> float:
     """MMVP-VLM pair accuracy (%) for interleaved pairs: both statements must pick their own image."""
     image = F.normalize(image_embeds, dim=-1).view(-1, 2, image_embeds.shape[-1])
@@ -134,7 +145,6 @@ def feedback_ceiling(
     (:func:`~trainer.lab.diffusion_pretrain.embedding_condition`); the text embeddings stay fixed.
     """
     from trainer.lab.data import normalise
-    from trainer.lab.diffusion_pretrain import embedding_condition
     from trainer.scenes import PATTERNS, draw_pair
 
     unet, scheduler, _, _, prompt_states = load_lab_sd(diffusion_dir)
@@ -154,13 +164,8 @@ def feedback_ceiling(
         embeds = start.clone().requires_grad_(True)
         optimiser = torch.optim.SGD([embeds], lr=lr, momentum=0.9)
         for _ in range(steps):
-            noise = torch.randn(z0.shape, generator=gen)
-            t = torch.randint(scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
-            condition = embedding_condition(embeds, prompt_states)
-            pred = unet(scheduler.add_noise(z0, noise, t), t, encoder_hidden_states=condition).sample
-            loss = F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1).sum()
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen).backward()
             optimiser.step()
         out[pattern] = {"before": pair_accuracy(start, text), "after": pair_accuracy(embeds.detach(), text)}
     return out
@@ -182,7 +187,6 @@ def feedback_alignment(
     at the start, per image, before the tower has to generalise it.
     """
     from trainer.lab.data import normalise
-    from trainer.lab.diffusion_pretrain import embedding_condition
     from trainer.scenes import PATTERNS, draw_pair
 
     unet, scheduler, _, _, prompt_states = load_lab_sd(diffusion_dir)
@@ -202,11 +206,7 @@ def feedback_alignment(
         z0 = to_pixels(pixels, unet.config)
         embeds = start.clone().requires_grad_(True)
         for _ in range(draws):
-            noise = torch.randn(z0.shape, generator=gen)
-            t = torch.randint(scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
-            condition = embedding_condition(embeds, prompt_states)
-            pred = unet(scheduler.add_noise(z0, noise, t), t, encoder_hidden_states=condition).sample
-            F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1).sum().backward()
+            _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen).backward()
         descent = -embeds.grad
         out[pattern] = 100.0 * float(((descent * own_minus_other).sum(-1) > 0).float().mean())
     return out
