@@ -109,6 +109,21 @@ def _pair_pixels(pairs) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for p in pairs for im in p.images])
 
 
+@torch.no_grad()
+def _pattern_pairs(bundle, unet_config, pattern: str, count: int, rng: np.random.Generator):
+    """``count`` fresh pairs of ``pattern``, interleaved: the CLIP's image embeddings, its text
+    embeddings of the statements (not normalised) and lab-sd's z0 of the images."""
+    from trainer.lab.data import normalise
+    from trainer.scenes import draw_pair
+
+    pairs = [draw_pair(pattern, rng) for _ in range(count)]
+    pixels = _pair_pixels(pairs)
+    model = bundle.model.eval()
+    start = model.encode_image(normalise(pixels, bundle.mean, bundle.std))
+    text = model.encode_text(bundle.tokenizer([f"a photo of {s}" for p in pairs for s in p.statements]))
+    return start, text, to_pixels(pixels, unet_config)
+
+
 def _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen) -> torch.Tensor:
     """lab-sd's loss summed over images for one (t, noise) draw each, read at free embeddings."""
     from trainer.lab.diffusion_pretrain import embedding_condition
@@ -144,23 +159,14 @@ def feedback_ceiling(
     The embeddings are free parameters read through lab-sd's own condition
     (:func:`~trainer.lab.diffusion_pretrain.embedding_condition`); the text embeddings stay fixed.
     """
-    from trainer.lab.data import normalise
-    from trainer.scenes import PATTERNS, draw_pair
+    from trainer.scenes import PATTERNS
 
     unet, scheduler, _, _, prompt_states = load_lab_sd(diffusion_dir)
-    model = bundle.model.eval()
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, dict[str, float]] = {}
     for pattern in PATTERNS:
-        pairs = [draw_pair(pattern, rng) for _ in range(pairs_per_pattern)]
-        pixels = _pair_pixels(pairs)
-        with torch.no_grad():
-            start = model.encode_image(normalise(pixels, bundle.mean, bundle.std))
-            text = model.encode_text(
-                bundle.tokenizer([f"a photo of {s}" for p in pairs for s in p.statements])
-            )
-        z0 = to_pixels(pixels, unet.config)
+        start, text, z0 = _pattern_pairs(bundle, unet.config, pattern, pairs_per_pattern, rng)
         embeds = start.clone().requires_grad_(True)
         optimiser = torch.optim.SGD([embeds], lr=lr, momentum=0.9)
         for _ in range(steps):
@@ -186,24 +192,16 @@ def feedback_alignment(
     The feedback ceiling's first step, without the 60 that follow: what post-training receives
     at the start, per image, before the tower has to generalise it.
     """
-    from trainer.lab.data import normalise
-    from trainer.scenes import PATTERNS, draw_pair
+    from trainer.scenes import PATTERNS
 
     unet, scheduler, _, _, prompt_states = load_lab_sd(diffusion_dir)
-    model = bundle.model.eval()
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     out: dict[str, float] = {}
     for pattern in PATTERNS:
-        pairs = [draw_pair(pattern, rng) for _ in range(pairs_per_pattern)]
-        pixels = _pair_pixels(pairs)
-        with torch.no_grad():
-            start = model.encode_image(normalise(pixels, bundle.mean, bundle.std))
-            text = model.encode_text(
-                bundle.tokenizer([f"a photo of {s}" for p in pairs for s in p.statements]), normalize=True
-            )
-        own_minus_other = (text - text.view(-1, 2, text.shape[-1]).flip(1).reshape_as(text)).detach()
-        z0 = to_pixels(pixels, unet.config)
+        start, text, z0 = _pattern_pairs(bundle, unet.config, pattern, pairs_per_pattern, rng)
+        text = F.normalize(text, dim=-1)
+        own_minus_other = text - text.view(-1, 2, text.shape[-1]).flip(1).reshape_as(text)
         embeds = start.clone().requires_grad_(True)
         for _ in range(draws):
             _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen).backward()
