@@ -172,17 +172,15 @@ VARIED_PROPERTIES: tuple[str, ...] = ("direction", "mark", "state", "count", "po
 
 def varied_properties(scene: Scene) -> tuple[str, ...]:
     """The fine properties of ``scene`` that ``vary`` can change (a circle has no direction ...)."""
-    things = scene.things
-    applies = {
-        "direction": any(t.direction is not None for t in things),
-        "mark": True,
-        "state": True,
-        "count": scene.is_group,
-        "position": not scene.is_group,
-        "structure": any(t.filled for t in things),
-        "view": any(t.view is not None for t in things),
-    }
-    return tuple(p for p in VARIED_PROPERTIES if applies[p])
+    return tuple(p for p in VARIED_PROPERTIES if _applies(scene, p))
+
+
+def _applies(scene: Scene, prop: str) -> bool:
+    if prop == "count":
+        return scene.is_group
+    if prop == "position":
+        return not scene.is_group
+    return any(_can_vary(thing, prop) for thing in scene.things)
 
 
 def vary(scene: Scene, rng: np.random.Generator, prop: str | None = None) -> Scene:
