@@ -44,6 +44,14 @@ class OptimConfig(_Strict):
     min_lr: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(1.0, gt=0, description="Max global grad norm; null = off.")
     fused: bool = Field(False, description="Use the fused/foreach optimiser kernels where available.")
+    projector_lr_scale: float = Field(
+        1.0,
+        gt=0,
+        description="The projector's learning rate as a share of ``lr``. Adam moves every weight at "
+        "about the same rate, and the projector sits next to the condition, so at the full rate it "
+        "can answer feedback by re-weighting directions the tower already gives instead of the tower "
+        "learning them.",
+    )
 
 
 class LoraConfig(_Strict):

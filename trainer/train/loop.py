@@ -89,8 +89,33 @@ def fingerprint(config: TrainConfig, world: int) -> dict[str, Any]:
     }
 
 
-def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter], device: torch.device):
-    """SGD with momentum (DIVA) or AdamW; ``fused`` picks the fused kernels on CUDA, foreach elsewhere."""
+def param_groups(student: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters in two groups, the projector's at ``optim.projector_lr_scale``.
+
+    Each group carries its ``lr_scale``; the loop sets ``lr`` = schedule x scale every step. At
+    scale 1 it is one group, as before the knob, so older checkpoints' optimiser states still load.
+    """
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    if config.optim.projector_lr_scale == 1.0:
+        return [{"params": trainable, "lr_scale": 1.0}]
+    projector_ids = {id(p) for p in student.condition.projector.parameters()}
+    groups = [
+        {"params": [p for p in trainable if id(p) not in projector_ids], "lr_scale": 1.0},
+        {
+            "params": [p for p in trainable if id(p) in projector_ids],
+            "lr_scale": config.optim.projector_lr_scale,
+        },
+    ]
+    return [group for group in groups if group["params"]]
+
+
+def make_optimizer(
+    config: TrainConfig, params: list[torch.nn.Parameter] | list[dict[str, Any]], device: torch.device
+):
+    """SGD with momentum (DIVA) or AdamW; ``fused`` picks the fused kernels on CUDA, foreach elsewhere.
+
+    ``params`` is a list of tensors or of :func:`param_groups`' groups.
+    """
     opt = config.optim
     fast: dict[str, bool] = {}
     if opt.fused:
@@ -216,7 +241,7 @@ def run_training(
         setup.feedback.compile()
     student: torch.nn.Module = setup.student
     params = [p for p in student.parameters() if p.requires_grad]
-    optimizer = make_optimizer(config, params, device)
+    optimizer = make_optimizer(config, param_groups(setup.student, config), device)
     stamp = fingerprint(config, info.world)
 
     start_step, resumed_from, loss_value = 0, None, None
@@ -290,7 +315,7 @@ def run_training(
                 min_lr=config.optim.min_lr,
             )
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             train_tower = step >= config.projector_warmup_steps
             tick = time.perf_counter()
             total = torch.zeros((), device=device)

@@ -12,7 +12,7 @@ from trainer.feedback import DiffusionFolderError
 from trainer.train import run_training
 from trainer.train.checkpoint import latest_checkpoint, list_checkpoints
 from trainer.train.data import DatasetError
-from trainer.train.loop import feedback_loss, make_optimizer
+from trainer.train.loop import feedback_loss, make_optimizer, param_groups
 from trainer.train.model import build_setup
 
 CPU = torch.device("cpu")
@@ -42,6 +42,29 @@ def test_only_tower_and_projector_get_gradients(make_recipe, make_batch):
             assert torch.equal(value, before[name][key]), f"{name}.{key} changed"
     assert torch.equal(prompt, setup.student.condition.prompt_embeds)
     assert not torch.equal(tower_before["conv1.weight"], setup.bundle.model.visual.conv1.weight)
+
+
+def test_projector_learns_at_its_share_of_the_rate(make_recipe):
+    recipe = make_recipe(
+        steps=2, checkpoint_every=2, **{"optim.name": "adamw", "optim.projector_lr_scale": 0.25}
+    )
+    setup = build_setup(recipe, CPU, torch.float32)
+    groups = param_groups(setup.student, recipe)
+    projector = {id(p) for p in setup.student.condition.projector.parameters()}
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.25]
+    assert {id(p) for p in groups[1]["params"]} == projector
+    assert not projector & {id(p) for p in groups[0]["params"]}
+    run_training(recipe)
+    saved = torch.load(latest_checkpoint(recipe.output_dir), weights_only=False)["optimizer"]["param_groups"]
+    tower_lr, projector_lr = (g["lr"] for g in saved)
+    assert tower_lr > 0 and projector_lr == pytest.approx(0.25 * tower_lr)
+
+
+def test_one_group_at_the_full_rate_as_before_the_knob(make_recipe):
+    recipe = make_recipe()
+    setup = build_setup(recipe, CPU, torch.float32)
+    (group,) = param_groups(setup.student, recipe)
+    assert group["params"] == [p for p in setup.student.parameters() if p.requires_grad]
 
 
 def test_loss_falls_over_50_steps(make_recipe, make_batch):
