@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32, help="the build's batch (global for ddp)")
-    parser.add_argument("--layout", default="attention-8px-no-mid", help="a layout of bench/lab_sd.py")
+    parser.add_argument("--layout", default="shipped", help="a layout of bench/lab_sd.py")
     args = parser.parse_args()
     if args.cores < 2 or args.batch % args.cores:
         parser.error("--cores must be at least 2 and divide --batch")

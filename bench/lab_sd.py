@@ -4,13 +4,13 @@ lab-sd's UNet is most of the build: pretraining runs it forward and backward wit
 gradients; post-training runs it frozen, backward only as far as the condition (nothing finer
 than the first cross-attention level needs a gradient). Each layout is a
 ``DiffusionPretrainConfig`` override, built by the lab's own ``new_unet`` with random weights at
-the lab's real shapes (batch 32 at 32 px, or 2x2 blocks of 64 px ones with ``space_to_depth``;
+the lab's real shapes (batch 32 at the layout's side, or 2x2 blocks with ``space_to_depth``;
 the condition is the lab CLIP's 36 tokens, 96 wide).
 The layouts run in turns, ``--rounds`` times, so a busy neighbour slows all of them alike; the
 best round of each is kept and the ratios to the shipped layout are printed, then one JSON line.
 
   .venv/bin/python bench/lab_sd.py --steps 4 --rounds 3
-  .venv/bin/python bench/lab_sd.py --layouts shipped,attention-8px-no-mid --threads 2
+  .venv/bin/python bench/lab_sd.py --layouts shipped,32px-attention-8px-no-mid --threads 2
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from typing import Any
 import torch
 
 LAYOUTS: dict[str, dict[str, Any]] = {
-    "shipped": {},
-    "attention-8px": {"attention_levels": 1},
-    "attention-8px-no-mid": {"attention_levels": 1, "mid_block": False},
-    # the same UNet reading 64 px images as 2x2 blocks of 12 channels (space_to_depth)
-    "attention-8px-no-mid-s2d": {"attention_levels": 1, "mid_block": False, "space_to_depth": 2},
+    "shipped": {},  # 24 px, cross-attention only at 6 px, no mid block (the defaults)
+    # the earlier 32 px layouts (trainer/lab/configs/32px-fast.yaml and 32px.yaml)
+    "32px-attention-8px-no-mid": {"sample_size": 32},
+    "32px-attention-16-8px-mid": {"sample_size": 32, "attention_levels": None, "mid_block": True},
+    # the 32 px UNet reading 64 px images as 2x2 blocks of 12 channels (space_to_depth)
+    "32px-attention-8px-no-mid-s2d": {"sample_size": 32, "space_to_depth": 2},
 }
 
 

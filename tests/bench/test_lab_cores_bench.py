@@ -20,7 +20,7 @@ def test_each_mode_reports_a_throughput_compared_with_threads():
         check=True,
     )
     payload = json.loads(done.stdout.strip().splitlines()[-1])
-    assert payload["cores"] == 2 and payload["layout"] == "attention-8px-no-mid"
+    assert payload["cores"] == 2 and payload["layout"] == "shipped"
     assert set(payload["images_per_second"]) == {"threads", "ddp", "independent"}
     assert all(rate > 0 for rate in payload["images_per_second"].values())
 

@@ -23,8 +23,10 @@ def test_every_layout_is_timed_on_both_paths(bench, run_bench, capsys):
 
 
 def test_the_shipped_layout_is_always_the_reference_and_unknown_names_are_refused(bench, run_bench, capsys):
-    run_bench(bench, "--steps", "1", "--rounds", "1", "--batch", "2", "--layouts", "attention-8px")
+    run_bench(
+        bench, "--steps", "1", "--rounds", "1", "--batch", "2", "--layouts", "32px-attention-8px-no-mid"
+    )
     payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert list(payload["seconds_per_pass"]) == ["shipped", "attention-8px"]
+    assert list(payload["seconds_per_pass"]) == ["shipped", "32px-attention-8px-no-mid"]
     with pytest.raises(SystemExit):
         run_bench(bench, "--layouts", "no-such-layout")

@@ -2,7 +2,7 @@
 
 Unlike the CLIP, this model's captions state every property (``caption_bias``: full by default), so to
 denoise well it must render direction, count, position and state: that knowledge is what
-diffusion feedback later pushes into the CLIP. At 32 px, pixel space is cheaper and sharper than a
+diffusion feedback later pushes into the CLIP. At 24 px, pixel space is cheaper and sharper than a
 tiny VAE, so there is no ``vae/`` (the feedback module then resizes crops to ``sample_size``, or
 with ``space_to_depth`` to f times it and folds f x f pixel blocks into channels).
 The folder is the diffusers layout SD-2.1-base uses and loads with the same ``from_pretrained``.
@@ -40,11 +40,18 @@ class DiffusionPretrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(1200, ge=1)
+    steps: int = Field(1800, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)
-    sample_size: int = Field(32, ge=8)
+    sample_size: int = Field(
+        24,
+        ge=8,
+        description="The UNet's side in pixels. 24 px costs 0.56x the passes of 32 px "
+        "(bench/lab_sd.py), and the time it frees pays for 1,800 pretraining steps and two "
+        "timestep draws in post-training, which taught more than 32 px did on three seeds "
+        "(docs/lab.md, ninth session).",
+    )
     space_to_depth: int = Field(
         1,
         ge=1,
@@ -57,13 +64,14 @@ class DiffusionPretrainConfig(BaseModel):
     block_out_channels: tuple[int, ...] = (16, 32, 64)
     attention_heads: int = Field(2, ge=1, description="Few, wide heads: tiny heads are slow on CPU.")
     attention_levels: int | None = Field(
-        None,
+        1,
         ge=1,
-        description="How many of the coarsest resolution levels carry cross-attention; None = all but "
-        "the finest, which never does (16 and 8 px at 32 px). Where the condition first enters also bounds "
-        "post-training's backward pass: nothing finer than it needs a gradient.",
+        description="How many of the coarsest resolution levels carry cross-attention (1: only the "
+        "6 px level at 24 px); None = all but the finest, which never does. Where the condition "
+        "first enters also bounds post-training's backward pass: nothing finer than it needs a "
+        "gradient.",
     )
-    mid_block: bool = Field(True, description="A cross-attention block at the coarsest resolution.")
+    mid_block: bool = Field(False, description="A cross-attention block at the coarsest resolution.")
     caption_bias: CaptionBias = Field(
         default_factory=CaptionBias.full,
         description="How often lab-sd's captions state each property (default: every one, every "

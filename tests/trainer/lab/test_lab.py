@@ -100,7 +100,7 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
     assert changed and all(k.startswith("visual.") for k in changed)
 
     diffusion = FrozenDiffusion.load(models / "lab-sd")
-    assert diffusion.vae is None and diffusion.pixel_size == 32 and diffusion.prompt_length == 36
+    assert diffusion.vae is None and diffusion.pixel_size == 24 and diffusion.prompt_length == 36
     # lab-sd reads captions with the base CLIP's own text tower (stored as its text_encoder/)
     from transformers import CLIPTextModelWithProjection
 
@@ -257,18 +257,31 @@ def test_lab_sd_caption_bias_leaves_fine_properties_unsaid(tiny_lab_sd) -> None:
     assert not _equal(full, tiny_lab_sd("half", caption_bias=CaptionBias.rare(0.5, common=1.0)))
 
 
-def test_fast_build_config_is_a_valid_build_with_the_cheap_layout() -> None:
+def test_default_lab_sd_is_24_px_with_the_condition_at_the_coarsest_level() -> None:
+    from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, new_unet
+
+    unet = new_unet(DiffusionPretrainConfig(), cross_attention_dim=8, seed=0)
+    assert unet.config.sample_size == 24 and unet.mid_block is None
+    assert unet.config.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+
+
+@pytest.mark.parametrize(
+    ("name", "draws", "attention_blocks", "has_mid"),
+    [("32px-fast.yaml", {"timestep_draws": 1}, 1, False), ("32px.yaml", {}, 2, True)],
+)
+def test_earlier_builds_ship_as_configs(name: str, draws: dict, attention_blocks: int, has_mid: bool) -> None:
     import yaml
 
     from trainer.lab.diffusion_pretrain import new_unet
     from trainer.lab.pipeline import LabBuildConfig
 
-    path = Path(__file__).resolve().parents[3] / "trainer" / "lab" / "configs" / "fast.yaml"
+    path = Path(__file__).resolve().parents[3] / "trainer" / "lab" / "configs" / name
     config = LabBuildConfig.model_validate(yaml.safe_load(path.read_text()))
-    assert config.recipe_overrides == {"timestep_draws": 1}
+    assert config.recipe_overrides == draws
+    assert config.diffusion.sample_size == 32 and config.diffusion.steps == 1200
     unet = new_unet(config.diffusion, cross_attention_dim=8, seed=0)
-    assert unet.mid_block is None
-    assert unet.config.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+    assert (unet.mid_block is not None) == has_mid
+    assert sum(kind.startswith("CrossAttn") for kind in unet.config.down_block_types) == attention_blocks
 
 
 def test_bad_build_config_is_rejected() -> None:
