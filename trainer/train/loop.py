@@ -240,8 +240,9 @@ def run_training(
     if config.compile:
         setup.feedback.compile()
     student: torch.nn.Module = setup.student
-    params = [p for p in student.parameters() if p.requires_grad]
-    optimizer = make_optimizer(config, param_groups(setup.student, config), device)
+    groups = param_groups(setup.student, config)
+    params = [p for group in groups for p in group["params"]]  # every trainable one, for clipping
+    optimizer = make_optimizer(config, groups, device)
     stamp = fingerprint(config, info.world)
 
     start_step, resumed_from, loss_value = 0, None, None
