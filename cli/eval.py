@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _roots() -> list[Path]:
-    from service.core.config import get_settings
+    from state.settings import get_settings
     from trainer.artifacts import BUILTIN_MODELS_DIR
 
     return [BUILTIN_MODELS_DIR, get_settings().models_dir]
@@ -33,8 +33,8 @@ def _roots() -> list[Path]:
 
 def _load(spec: str, device: str) -> Any:
     """Registry folders first (built-in, ``$DIVA_HOME/models``), then ``DIVA_MODELS`` ids."""
-    from service.core.config import get_settings
     from service.inference.registry import parse_model_entry
+    from state.settings import get_settings
     from trainer.eval.models import load_model
 
     roots = _roots()

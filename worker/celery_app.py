@@ -1,10 +1,10 @@
 """The instance the ``celery`` command line loads: ``celery -A worker.celery_app worker``.
 
-Celery's CLI needs a module-level app; everything else calls :func:`worker.app.create_celery`.
+Celery's CLI needs a module-level app; everything else calls :func:`state.queue.create_celery`.
 """
 
 from __future__ import annotations
 
-from worker.app import create_celery
+from state.queue import create_celery
 
 app = create_celery()

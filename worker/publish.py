@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.core.config import Settings
-from service.jobs import Job
+from state.jobs import Job
+from state.settings import Settings
 from trainer.artifacts import ModelArtifact, ModelManifest
-from worker.recipe import job_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def benchmark_dir(settings: Settings) -> Path:
     from trainer.eval import make_synthetic
 
     pairs = settings.publish_pairs_per_pattern
-    final = settings.home / "benchmarks" / f"synthetic-mmvp-{pairs}"
+    final = settings.benchmarks_dir / f"synthetic-mmvp-{pairs}"
     if (final / ".complete").is_file():
         return final
     staging = final.with_name(f".{final.name}-{uuid.uuid4().hex[:8]}")
@@ -109,6 +108,7 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
         lineage=[*base_manifest.lineage, job.base_model],
         description=f"{job.base_model} post-trained with recipe {job.recipe!r} by job {job.id}",
         published=publish_it,
+        owner=job.owner,
     )
     artifact.write_manifest(manifest)
     (staging / "README.md").write_text(_model_card(manifest, job, gate.reason))
@@ -128,7 +128,7 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
         staging.rename(final)
         note = "published" if gate.passed else f"published anyway (publish: always); gate {gate.reason}"
         return Published(model_id, metrics, f"{note}; report at /v1/models/{model_id}")
-    kept = job_dir(settings, job.id) / "unpublished"
+    kept = settings.job_dir(job.id) / "unpublished"
     shutil.rmtree(kept, ignore_errors=True)
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(staging), kept)

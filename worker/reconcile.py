@@ -16,11 +16,10 @@ from datetime import timedelta
 
 from celery import Celery
 
-from service.core.config import Settings
-from service.jobs import Job, JobStatus, JobStore
-from service.jobs.models import utcnow
-from worker.config import TRAIN_QUEUE
-from worker.enqueue import enqueue
+from state.jobs import Job, JobStatus, JobStore
+from state.jobs.models import utcnow
+from state.queue import TRAIN_QUEUE, enqueue
+from state.settings import Settings
 
 log = logging.getLogger("diva.worker.reconcile")
 

@@ -18,10 +18,10 @@ import time
 import uuid
 from typing import Any
 
-from service.core.config import Settings
-from service.datasets import DatasetNotFound, DatasetStore
-from service.jobs import Job, JobStatus, JobStore
-from worker.recipe import JobSetupError, build_train_config, job_run_dir, resolve_base_model
+from state.datasets import DatasetNotFound, DatasetStore
+from state.jobs import Job, JobStatus, JobStore
+from state.recipes import JobSetupError, build_train_config, overrides_of, resolve_base_model
+from state.settings import Settings
 
 log = logging.getLogger("diva.worker")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -38,6 +38,7 @@ class _Liveness:
         self.lost = self.cancelled = self.timed_out = False
         self.deadline = time.monotonic() + settings.job_time_limit_s
         self._last_cancel_check = 0.0
+        self._last_event: tuple[float, int] | None = None  # (monotonic time, step) of the last event
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job.id[:8]}", daemon=True)
 
@@ -68,7 +69,12 @@ class _Liveness:
 
     def on_progress(self, event: Any) -> None:
         data = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(vars(event))
-        self.progress = {k: data.get(k) for k in ("step", "total", "loss", "images_per_s", "eta_s", "lr")}
+        progress = {k: data.get(k) for k in ("step", "total", "loss", "images_per_s", "eta_s", "lr")}
+        now, step = time.monotonic(), int(data.get("step") or 0)
+        if self._last_event is not None and step > self._last_event[1]:
+            progress["step_time_s"] = (now - self._last_event[0]) / (step - self._last_event[1])
+        self._last_event = (now, step)
+        self.progress = progress
 
     def should_stop(self) -> bool:
         now = time.monotonic()
@@ -124,7 +130,7 @@ def _train_and_publish(job: Job, settings: Settings, store: JobStore, live: _Liv
         dataset_dir=dataset_dir,
         recipe=job.recipe,
         diffusion=job.diffusion,
-        overrides=_overrides(job.params),
+        overrides=overrides_of(job.params),
         settings=settings,
     )
     result = run_training(config, progress=live.on_progress, should_stop=live.should_stop)
@@ -178,14 +184,8 @@ def _train_and_publish(job: Job, settings: Settings, store: JobStore, live: _Liv
         progress=progress,
     )
     if finished:  # the model now lives in the registry (or unpublished/): checkpoints are dead weight
-        shutil.rmtree(job_run_dir(settings, job.id), ignore_errors=True)
+        shutil.rmtree(settings.job_run_dir(job.id), ignore_errors=True)
     return f"succeeded: {published.model_id or 'not published'}"
-
-
-def _overrides(params: dict[str, Any]) -> dict[str, Any]:
-    from service.schemas.jobs import JobParams
-
-    return JobParams.model_validate(params).overrides()
 
 
 def _free_memory() -> None:

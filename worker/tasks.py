@@ -11,8 +11,8 @@ import logging
 
 from celery import shared_task, signals
 
-from service.core.config import get_settings
-from worker.config import RECONCILE_TASK, TRAIN_TASK
+from state.queue import RECONCILE_TASK, TRAIN_TASK
+from state.settings import get_settings
 
 log = logging.getLogger("diva.worker")
 

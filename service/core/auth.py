@@ -1,7 +1,9 @@
-"""API keys with two scopes: ``inference`` (embed, classify, read models) and ``train``.
+"""API keys with three scopes: ``inference`` (embed, classify, read models), ``train`` and ``admin``.
 
-``DIVA_API_KEYS`` holds ``key`` (inference) or ``key:train`` (inference + train + export),
-comma separated. No keys configured means the service is open (local use, tests).
+``DIVA_API_KEYS`` holds ``key`` (inference), ``key:train`` (inference + train + export) or
+``key:admin`` (all of that, and it sees every owner's datasets, jobs, models and heads, and may
+apply retention), comma separated. No keys configured means the service is open (local use,
+tests) and every caller sees everything.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from service.core.errors import ApiError
 class Scope(str, Enum):
     INFERENCE = "inference"
     TRAIN = "train"
+    ADMIN = "admin"
+
+
+_IMPLIED = {
+    Scope.INFERENCE: {Scope.INFERENCE},
+    Scope.TRAIN: {Scope.INFERENCE, Scope.TRAIN},
+    Scope.ADMIN: {Scope.INFERENCE, Scope.TRAIN, Scope.ADMIN},
+}
 
 
 def parse_api_keys(entries: list[str]) -> dict[str, set[Scope]]:
@@ -27,9 +37,10 @@ def parse_api_keys(entries: list[str]) -> dict[str, set[Scope]]:
         if not key:
             raise ValueError("empty API key in DIVA_API_KEYS")
         if scope not in {s.value for s in Scope}:
-            raise ValueError(f"unknown scope {scope!r} for an API key: use 'key' or 'key:train'")
-        scopes = {Scope.INFERENCE} | ({Scope.TRAIN} if scope == Scope.TRAIN.value else set())
-        keys.setdefault(key, set()).update(scopes)
+            raise ValueError(
+                f"unknown scope {scope!r} for an API key: use 'key', 'key:train' or 'key:admin'"
+            )
+        keys.setdefault(key, set()).update(_IMPLIED[Scope(scope)])
     return keys
 
 

@@ -1,21 +1,11 @@
-"""User datasets: uploads (images or one zip/tar) verified image by image, stored by content.
+"""Dataset uploads: images or one zip/tar, verified image by image, then stored by content.
 
-Public surface: :func:`ingest` (uploads -> :class:`DatasetManifest`), :class:`DatasetStore`
-(read a stored dataset, its image folder for the trainer), :class:`DatasetRejected`.
+Public surface: :func:`ingest` (uploads -> :class:`~state.datasets.DatasetManifest`) and
+:class:`DatasetRejected`. The store itself (ids, layout, owners) is shared state and lives in
+:mod:`state.datasets`, where the worker reads it too.
 """
 
 from service.datasets.archives import UnsafeArchive
 from service.datasets.ingest import DatasetLimits, DatasetRejected, Upload, ingest
-from service.datasets.store import DatasetManifest, DatasetNotFound, DatasetStore, Rejection
 
-__all__ = [
-    "DatasetLimits",
-    "DatasetManifest",
-    "DatasetNotFound",
-    "DatasetRejected",
-    "DatasetStore",
-    "Rejection",
-    "UnsafeArchive",
-    "Upload",
-    "ingest",
-]
+__all__ = ["DatasetLimits", "DatasetRejected", "UnsafeArchive", "Upload", "ingest"]

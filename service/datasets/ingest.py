@@ -16,8 +16,8 @@ from typing import BinaryIO
 from PIL import Image
 
 from service.datasets.archives import UnsafeArchive, iter_archive, looks_like_archive
-from service.datasets.store import DatasetManifest, DatasetStore, Rejection, StoredImage
 from service.images import ImageDecodeError, ImageLimits, decode_image
+from state.datasets import DatasetManifest, DatasetStore, Rejection, StoredImage
 
 KEEP_AS_IS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 EXIF_ORIENTATION = 0x0112
@@ -61,7 +61,9 @@ class Upload:
     fileobj: BinaryIO
 
 
-def ingest(uploads: list[Upload], store: DatasetStore, limits: DatasetLimits) -> DatasetManifest:
+def ingest(
+    uploads: list[Upload], store: DatasetStore, limits: DatasetLimits, owner: str | None = None
+) -> DatasetManifest:
     """Verify and store the uploads; return the dataset (with the per-file rejections)."""
     if not uploads:
         raise DatasetRejected(422, "no files uploaded: send images or one zip/tar in the 'files' field")
@@ -93,7 +95,7 @@ def ingest(uploads: list[Upload], store: DatasetStore, limits: DatasetLimits) ->
             _add(upload.name, data, store, limits, accepted, rejected)
     if not accepted:
         raise DatasetRejected(422, "no valid images in the upload", rejected)
-    return store.commit(accepted, rejected)
+    return store.commit(accepted, rejected, owner)
 
 
 class _Budget:

@@ -15,19 +15,16 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from service.core.config import Settings
 from service.core.errors import ApiError
 from service.core.metrics import Metrics
 from service.images import ImageDecodeError, ImageLimits, decode_image
 from service.inference.batcher import Batcher, QueueFull
-from service.inference.registry import (
-    LoadedModel,
-    ModelNotFound,
-    ModelRegistry,
-    RuntimeUnavailable,
-    peek_loaded,
-)
+from service.inference.registry import LoadedModel, ModelRegistry, peek_loaded
 from service.inference.runtime import RuntimeFailure
+from service.inference.spec import RuntimeUnavailable
+from state.catalog import ModelNotFound
+from state.owners import SYSTEM, Viewer
+from state.settings import Settings
 
 log = logging.getLogger("diva.engine")
 
@@ -56,13 +53,15 @@ class InferenceEngine:
         self._labels: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
     # --- models ------------------------------------------------------------------------------
-    async def model(self, model_id: str | None, runtime: str | None = None) -> LoadedModel:
-        """The loaded model (404 unknown id, 400 unusable runtime); loads off the event loop."""
+    async def model(
+        self, model_id: str | None, runtime: str | None = None, viewer: Viewer = SYSTEM
+    ) -> LoadedModel:
+        """The loaded model (404 unknown or not ``viewer``'s, 400 unusable runtime); loads off the loop."""
         model_id = model_id or self.settings.default_model
         try:
-            loaded = peek_loaded(self.registry, model_id, runtime)
+            loaded = peek_loaded(self.registry, model_id, runtime, viewer)
             if loaded is None:
-                loaded = await asyncio.to_thread(self.registry.get, model_id, runtime)
+                loaded = await asyncio.to_thread(self.registry.get, model_id, runtime, viewer)
         except ModelNotFound as exc:
             raise ApiError(404, "model_not_found", str(exc)) from None
         except RuntimeUnavailable as exc:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from service.inference.spec import RuntimeUnavailable
+
 
 def _providers(device: str) -> list[str]:
     import onnxruntime as ort
@@ -61,8 +63,6 @@ class OnnxRuntime:
 
     @classmethod
     def load(cls, onnx_dir: Path, *, device: str = "cpu") -> OnnxRuntime:
-        from service.inference.registry import RuntimeUnavailable
-
         if not (Path(onnx_dir) / "preprocess.json").is_file():
             raise RuntimeUnavailable(
                 f"no ONNX export in {onnx_dir}: run `diva export MODEL --format onnx` first"

@@ -24,68 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact, ModelManifest, list_artifacts
+from service.inference.spec import ModelSpec, RuntimeUnavailable
+from state import catalog
+from state.catalog import ModelNotFound
+from state.owners import SYSTEM, Viewer
+from trainer.artifacts import ModelArtifact, list_artifacts
 
 if TYPE_CHECKING:
-    from service.core.config import Settings
     from service.inference.preprocessing import ModelIO
     from service.inference.runtime import EncoderRuntime
+    from state.settings import Settings
 
 log = logging.getLogger("diva.registry")
-
-
-class ModelNotFound(LookupError):
-    """No model with this id; the message lists the ids that exist."""
-
-
-class RuntimeUnavailable(ValueError):
-    """The runtime is unknown, or the model lacks the files that runtime needs."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where a model comes from; cheap to build (reads a manifest at most)."""
-
-    id: str
-    source: str
-    pretrained: str | None = None
-    artifact: ModelArtifact | None = None
-    manifest: ModelManifest | None = None
-    version: int = 0  # manifest mtime (ns): a rewrite means a new version
-
-    def describe(self) -> dict[str, Any]:
-        """Public facts for ``/v1/models``: base, recipe, dims, image size, eval, lineage."""
-        info: dict[str, Any] = {"id": self.id, "source": "registry" if self.artifact else "config"}
-        if self.manifest is not None:
-            m = self.manifest
-            info.update(
-                architecture=m.architecture,
-                base=m.base,
-                recipe=m.recipe,
-                job=m.job,
-                created=m.created,
-                embed_dim=m.embed_dim,
-                image_size=m.image_size,
-                patch_size=m.patch_size,
-                context_length=m.context_length,
-                eval=m.eval,
-                lineage=m.lineage,
-                description=m.description,
-            )
-        else:
-            info.update(architecture=self.source, pretrained=self.pretrained)
-        if self.artifact is not None:
-            info["formats"] = [
-                name
-                for name, folder in (
-                    ("open_clip", self.artifact.open_clip_dir),
-                    ("hf", self.artifact.hf_dir),
-                    ("onnx", self.artifact.onnx_dir),
-                    ("triton", self.artifact.triton_dir),
-                )
-                if folder.is_dir()
-            ]
-        return info
 
 
 RuntimeFactory = Callable[["ModelSpec", "Settings"], "EncoderRuntime"]
@@ -188,7 +138,7 @@ class ModelRegistry:
         on_change: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.roots = roots if roots is not None else [BUILTIN_MODELS_DIR, settings.models_dir]
+        self.roots = roots if roots is not None else catalog.model_roots(settings)
         self.budget_bytes = settings.model_memory_budget_mb << 20
         self._on_change = on_change
         self._lock = threading.RLock()
@@ -233,13 +183,18 @@ class ModelRegistry:
             version=version,
         )
 
-    def list(self) -> list[ModelSpec]:
+    def list(self, viewer: Viewer = SYSTEM) -> list[ModelSpec]:
+        """Every model ``viewer`` may use: public ones and its own (see :mod:`state.owners`)."""
         self.refresh()
         with self._lock:
-            return [self._specs[k] for k in sorted(self._specs)]
+            return [self._specs[k] for k in sorted(self._specs) if viewer.can_see_model(self._specs[k].owner)]
 
-    def spec(self, model_id: str) -> ModelSpec:
-        """The current spec of ``model_id`` (re-reading its manifest if it changed on disk)."""
+    def spec(self, model_id: str, viewer: Viewer = SYSTEM) -> ModelSpec:
+        """The current spec of ``model_id`` (re-reading its manifest if it changed on disk).
+
+        Another owner's model is :class:`ModelNotFound`, and the message lists only the ids
+        ``viewer`` may see, so a 404 never tells one tenant another's model ids.
+        """
         with self._lock:
             spec = self._specs.get(model_id)
         if spec is not None and spec.artifact is not None:
@@ -253,13 +208,13 @@ class ModelRegistry:
             self.refresh()
             with self._lock:
                 spec = self._specs.get(model_id)
-        if spec is None:
-            known = ", ".join(sorted(self._specs)) or "none"
+        if spec is None or not viewer.can_see_model(spec.owner):
+            known = ", ".join(s.id for s in self.list(viewer)) or "none"
             raise ModelNotFound(f"unknown model {model_id!r}; available: {known}")
         return spec
 
-    def artifact(self, model_id: str) -> ModelArtifact:
-        spec = self.spec(model_id)
+    def artifact(self, model_id: str, viewer: Viewer = SYSTEM) -> ModelArtifact:
+        spec = self.spec(model_id, viewer)
         if spec.artifact is None:
             raise ModelNotFound(f"model {model_id!r} comes from DIVA_MODELS and has no registry folder")
         return spec.artifact
@@ -273,9 +228,9 @@ class ModelRegistry:
             )
         return name
 
-    def get(self, model_id: str, runtime: str | None = None) -> LoadedModel:
+    def get(self, model_id: str, runtime: str | None = None, viewer: Viewer = SYSTEM) -> LoadedModel:
         """The loaded model (loading it on first use; blocking: call from a worker thread)."""
-        spec = self.spec(model_id)
+        spec = self.spec(model_id, viewer)
         name = self.runtime_name(runtime)
         key = (model_id, name)
         with self._lock:
@@ -334,6 +289,17 @@ class ModelRegistry:
             log.info("evicted model", extra={"model": key[0], "runtime": key[1]})
         return evicted
 
+    def unload(self, model_id: str) -> None:
+        """Drop every loaded runtime of ``model_id`` (its folder was deleted) and forget it."""
+        with self._lock:
+            keys = [key for key in self._loaded if key[0] == model_id]
+            models = [self._loaded.pop(key) for key in keys]
+        for model in models:
+            model.close()
+        self.refresh()
+        if models and self._on_change:
+            self._on_change()
+
     def loaded(self) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._loaded)
@@ -345,9 +311,11 @@ class ModelRegistry:
             model.close()
 
 
-def peek_loaded(registry: ModelRegistry, model_id: str, runtime: str | None) -> LoadedModel | None:
+def peek_loaded(
+    registry: ModelRegistry, model_id: str, runtime: str | None, viewer: Viewer = SYSTEM
+) -> LoadedModel | None:
     """The loaded model if it is already in memory and current; never loads (event-loop safe)."""
-    spec = registry.spec(model_id)
+    spec = registry.spec(model_id, viewer)
     key = (model_id, registry.runtime_name(runtime))
     with registry._lock:
         loaded = registry._loaded.get(key)

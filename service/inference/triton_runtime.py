@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.inference.runtime import RuntimeFailure
+from service.inference.spec import RuntimeUnavailable
 
 if TYPE_CHECKING:
-    from service.core.config import Settings
-    from service.inference.registry import ModelSpec
+    from service.inference.spec import ModelSpec
+    from state.settings import Settings
 
 _TOWERS = {
     "visual": ("pixel_values", "FP32", "image_embeds"),
@@ -184,8 +185,6 @@ def triton_model_names(model_id: str, entries: list[str]) -> dict[str, str]:
 
 def triton_factory(spec: ModelSpec, settings: Settings) -> TritonRuntime:
     """Registry runtime factory (``RUNTIME_FACTORIES["triton"]``)."""
-    from service.inference.registry import RuntimeUnavailable
-
     try:
         return TritonRuntime.from_spec(spec, settings)
     except (TritonUnavailable, ValueError) as exc:

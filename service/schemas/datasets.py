@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from service.datasets import DatasetManifest, Rejection
+from state.datasets import DatasetManifest, Rejection
 
 
 class DatasetPublic(BaseModel):

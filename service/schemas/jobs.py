@@ -7,30 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.jobs import Job
-
-
-class JobParams(BaseModel):
-    """Training knobs a client may set; everything else comes from the recipe preset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(200, ge=1, le=1_000_000, description="Optimiser steps.")
-    batch_size: int = Field(8, ge=1, le=4096, description="Images per micro-step.")
-    grad_accum: int | None = Field(None, ge=1, le=1024)
-    lr: float | None = Field(None, gt=0, le=1.0, description="Learning rate (recipe default if unset).")
-    timestep_draws: int | None = Field(None, ge=1, le=16)
-    checkpoint_every: int | None = Field(None, ge=1, le=1_000_000)
-    projector_warmup_steps: int | None = Field(None, ge=0, le=1_000_000)
-    crop_size: int | None = Field(None, ge=8, le=4096)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-
-    def overrides(self) -> dict[str, Any]:
-        """Dotted recipe overrides (``lr`` lives under ``optim``)."""
-        values = self.model_dump(exclude_none=True)
-        if "lr" in values:
-            values["optim.lr"] = values.pop("lr")
-        return values
+from state.jobs import Job
+from state.recipes import JobParams
 
 
 class JobCreate(BaseModel):
@@ -53,6 +31,7 @@ class JobProgress(BaseModel):
     images_per_s: float | None = None
     eta_s: float | None = None
     lr: float | None = None
+    step_time_s: float | None = None
 
 
 class JobPublic(BaseModel):

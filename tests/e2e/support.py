@@ -44,7 +44,8 @@ def png_bytes(seed: int, size: int = 24) -> bytes:
 
 def build_template(home: Path, num_images: int = 8) -> LabHome:
     """Write everything a job needs under ``home`` (slow part: building the tiny models)."""
-    from service.datasets import DatasetLimits, DatasetStore, Upload, ingest
+    from service.datasets import DatasetLimits, Upload, ingest
+    from state.datasets import DatasetStore
     from trainer.backbones.factory import create_clip, write_model_folder
     from trainer.feedback import build_tiny_diffusion
 
@@ -55,6 +56,16 @@ def build_template(home: Path, num_images: int = 8) -> LabHome:
     uploads = [Upload(f"{i}.png", io.BytesIO(png_bytes(i))) for i in range(num_images)]
     manifest = ingest(uploads, DatasetStore(home / "datasets"), DatasetLimits())
     return LabHome(home, manifest.id)
+
+
+def upload_dataset(client: object, headers: dict[str, str], num_images: int = 8, first_seed: int = 0) -> str:
+    """POST /v1/datasets as the key in ``headers``; the id of that key's dataset."""
+    files = [
+        ("files", (f"{i}.png", png_bytes(i), "image/png")) for i in range(first_seed, first_seed + num_images)
+    ]
+    response = client.post("/v1/datasets", files=files, headers=headers)  # type: ignore[attr-defined]
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
 
 
 def copy_home(template: LabHome, home: Path) -> LabHome:

@@ -132,7 +132,7 @@ def test_sigterm_worker_hands_the_job_back(stack: Stack) -> None:
 
 
 def test_redis_restart_loses_no_job(stack: Stack) -> None:
-    from service.jobs import JobStore
+    from state.jobs import JobStore
 
     store = JobStore(f"sqlite:///{(stack.lab.home / 'diva.db').resolve()}")
     running = stack.submit(steps=60)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 @pytest.fixture
 def home(tiny_registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from service.core.config import get_settings
+    from state.settings import get_settings
 
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)

@@ -17,8 +17,8 @@ from trainer.export import UnknownFormatError, export_model
 def client(tiny_registry: Path, tmp_path: Path):
     from fastapi.testclient import TestClient
 
-    from service.core.config import Settings
     from service.main import create_app
+    from state.settings import Settings
 
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
@@ -99,8 +99,8 @@ def test_existing_export_in_model_folder_is_streamed(tmp_path: Path, tiny_bundle
     from export_helpers import write_registry_model
     from fastapi.testclient import TestClient
 
-    from service.core.config import Settings
     from service.main import create_app
+    from state.settings import Settings
 
     artifact = ModelArtifact(write_registry_model(tmp_path / "models", tiny_bundle, "published"))
     export_model(artifact, "hf", artifact.hf_dir)

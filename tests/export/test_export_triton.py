@@ -87,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_bundle) -> Iterator[tu
 
 
 def _settings(home: Path, server, protocol: str = "http"):
-    from service.core.config import Settings
+    from state.settings import Settings
 
     url = server.http_url if protocol == "http" else server.grpc_url
     return Settings(home=home, device="cpu", triton_url=url, triton_protocol=protocol)
@@ -132,8 +132,8 @@ def test_http_embeddings_through_triton(served) -> None:
 
 
 def test_unreachable_triton_is_a_clear_error(tmp_path: Path, tiny_bundle) -> None:
-    from service.core.config import Settings
     from service.inference.registry import ModelRegistry, RuntimeUnavailable
+    from state.settings import Settings
 
     write_registry_model(tmp_path / "models", tiny_bundle)
     settings = Settings(home=tmp_path, device="cpu", triton_url="127.0.0.1:9", triton_timeout_s=2)

@@ -18,7 +18,7 @@ def serving_home(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def serving_settings(serving_home):
-    from service.core.config import Settings
+    from state.settings import Settings
 
     home, _ = serving_home
     return Settings(home=home, default_model=TINY_ID, device="cpu")

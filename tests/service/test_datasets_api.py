@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.core.config import Settings
+from state.settings import Settings
 
 
 def png(seed: int, size: int = 16) -> bytes:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.datasets import DatasetLimits, DatasetRejected, DatasetStore, Upload, ingest
+from service.datasets import DatasetLimits, DatasetRejected, Upload, ingest
+from state.datasets import DatasetStore
 
 
 def png(seed: int, size: int = 16) -> bytes:

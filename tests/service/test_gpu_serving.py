@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import TINY_ID, b64, photo_jpeg, png_bytes
 
-from service.core.config import Settings
 from service.main import create_app
+from state.settings import Settings
 
 
 @pytest.mark.gpu

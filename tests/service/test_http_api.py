@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from serving_helpers import TINY_ID, b64, png_bytes
 
-from service.api.deps import TrainScope
-from service.core.config import Settings
+from service.api.deps import AdminScope, TrainScope
 from service.main import create_app
+from state.owners import owner_of
+from state.settings import Settings
 
 
 def open_clip_image(bundle, data: bytes) -> np.ndarray:
@@ -180,21 +181,32 @@ def test_auth_scopes_and_cors(secured):
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_train_scope_dependency_refuses_inference_keys(serving_home):
+def test_scope_dependencies_refuse_lesser_keys_and_name_the_caller(serving_home):
     home, _ = serving_home
-    app = create_app(Settings(home=home, default_model="absent", api_keys=["reader", "trainer:train"]))
+    keys = ["reader", "trainer:train", "boss:admin"]
+    app = create_app(Settings(home=home, default_model="absent", api_keys=keys))
     router = APIRouter()
 
     @router.post("/train-only")
-    async def train_only(key: TrainScope) -> dict[str, str | None]:
-        return {"key": key}
+    async def train_only(caller: TrainScope) -> dict[str, str | bool | None]:
+        return {"owner": caller.owner, "sees_all": caller.sees_all}
+
+    @router.post("/admin-only")
+    async def admin_only(caller: AdminScope) -> dict[str, bool]:
+        return {"sees_all": caller.sees_all}
 
     app.include_router(router)
     with TestClient(app) as test_client:
         refused = test_client.post("/train-only", headers={"Authorization": "Bearer reader"})
         assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
         allowed = test_client.post("/train-only", headers={"Authorization": "Bearer trainer"})
-        assert allowed.json() == {"key": "trainer"}
+        assert allowed.json() == {"owner": owner_of("trainer"), "sees_all": False}
+        assert test_client.post("/admin-only", headers={"Authorization": "Bearer trainer"}).status_code == 403
+        boss = test_client.post("/train-only", headers={"Authorization": "Bearer boss"})
+        assert boss.json() == {"owner": owner_of("boss"), "sees_all": True}
+        assert test_client.post("/admin-only", headers={"Authorization": "Bearer boss"}).json() == {
+            "sees_all": True
+        }
 
 
 def test_openapi_documents_the_contract_with_examples(client):

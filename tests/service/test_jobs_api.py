@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.core.config import Settings
+from state.settings import Settings
 from worker.embedded import RedisServer
 
 try:  # with or without tests/__init__.py
-    from tests.e2e.support import BASE_MODEL, DIFFUSION, RECIPE, LabHome, build_template
+    from tests.e2e.support import BASE_MODEL, DIFFUSION, RECIPE, LabHome, build_template, upload_dataset
 except ImportError:
-    from e2e.support import BASE_MODEL, DIFFUSION, RECIPE, LabHome, build_template
+    from e2e.support import BASE_MODEL, DIFFUSION, RECIPE, LabHome, build_template, upload_dataset
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,9 @@ def test_keys_see_only_their_jobs(lab: LabHome, broker: str, tmp_path: Path) -> 
             client.post("/v1/jobs", json=body(lab), headers={"Authorization": "Bearer reader"}).status_code
             == 403
         )
-        job_id = client.post("/v1/jobs", json=body(lab), headers=alice).json()["id"]
+        assert client.post("/v1/jobs", json=body(lab), headers=alice).status_code == 422  # not her dataset
+        dataset = upload_dataset(client, alice)
+        job_id = client.post("/v1/jobs", json=body(lab, dataset=dataset), headers=alice).json()["id"]
         assert client.get(f"/v1/jobs/{job_id}", headers=alice).status_code == 200
         assert client.get(f"/v1/jobs/{job_id}", headers=bob).status_code == 404
         assert client.post(f"/v1/jobs/{job_id}/cancel", headers=bob).status_code == 404
@@ -144,7 +146,7 @@ def test_readiness_reports_database_and_broker(lab: LabHome, broker: str, tmp_pa
 
 
 def test_broker_down_keeps_the_job_queued_for_the_reconciler(lab: LabHome, tmp_path: Path) -> None:
-    from service.jobs import JobStore
+    from state.jobs import JobStore
 
     with client_for(lab, tmp_path, broker_url="redis://127.0.0.1:1/0") as client:
         response = client.post("/v1/jobs", json=body(lab))

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from serving_helpers import TINY_ID, LiveServer, b64, png_bytes
 
-from service.core.config import Settings
 from service.main import create_app
+from state.settings import Settings
 
 KEY = "good-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import make_tiny_model
 
-from service.core.config import Settings
 from service.inference.registry import ModelNotFound, ModelRegistry, RuntimeUnavailable, parse_model_entry
 from service.main import create_app
+from state.settings import Settings
 
 
 def registry_for(tmp_path, **settings) -> ModelRegistry:

@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import b64, make_tiny_model, png_bytes
 
-from service.core.config import Settings
 from service.main import create_app
+from state.settings import Settings
 
 
 @pytest.fixture(scope="module")

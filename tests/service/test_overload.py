@@ -10,9 +10,9 @@ import httpx
 import pytest
 from serving_helpers import TINY_ID, LiveServer, b64, png_bytes
 
-from service.core.config import Settings
 from service.inference import registry as registry_module
 from service.main import create_app
+from state.settings import Settings
 
 
 class GatedRuntime:

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli
 from service.client import AsyncDivaClient, DivaApiError, DivaClient
-from service.core.config import Settings
 from service.main import create_app
+from state.settings import Settings
 
 
 @pytest.fixture(scope="module")

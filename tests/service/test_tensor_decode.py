@@ -6,8 +6,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 from serving_helpers import TINY_ID, b64, photo_jpeg, png_bytes
 
-from service.core.config import Settings
 from service.main import create_app
+from state.settings import Settings
 
 
 def test_torchvision_decoder_matches_pil_path(serving_home):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.core.config import Settings
-from service.jobs import JobStore
+from state.jobs import JobStore
+from state.settings import Settings
 from worker.runner import run_job
 
 try:  # with or without tests/__init__.py
@@ -75,7 +75,7 @@ def test_job_runs_publishes_and_is_idempotent(lab: tuple[LabHome, Settings, JobS
     [
         ({"recipe": "nope"}, "unknown recipe 'nope'"),
         ({"diffusion": "missing-sd"}, "unknown diffusion model 'missing-sd'"),
-        ({"base_model": "ghost"}, "unknown base model 'ghost'"),
+        ({"base_model": "ghost"}, "base_model: unknown model 'ghost'"),
         ({"dataset": "ds-00000000000000000000"}, "no dataset 'ds-00000000000000000000'"),
         ({"params": {"steps": 2, "projector_warmup_steps": 5}}, "projector_warmup_steps"),
     ],

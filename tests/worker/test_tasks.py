@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.core.config import Settings
-from worker.app import create_celery
-from worker.config import TRAIN_QUEUE, BrokerNotConfigured, celery_config
+from state.queue import TRAIN_QUEUE, BrokerNotConfigured, celery_config, create_celery
+from state.settings import Settings
 
 
 def test_registered_task_names() -> None:

@@ -26,7 +26,7 @@ async def classify(
     request: Request,
     engine: EngineDep,
     settings: SettingsDep,
-    _: InferenceScope,
+    caller: InferenceScope,
     runtime: str | None = Query(None, description="Runtime override (wins over the body field)."),
 ) -> ClassifyResponse:
     check_count(len(body.images), settings, "images")
@@ -38,7 +38,7 @@ async def classify(
             f"the limit is {settings.max_label_prompts}"
         )
     blobs = [(index, image_bytes(value, index, settings)) for index, value in enumerate(body.images)]
-    model = await engine.model(body.model, runtime or body.runtime)
+    model = await engine.model(body.model, runtime or body.runtime, caller)
     request.state.model = model.id
     pixels = await engine.preprocess_images(model, blobs)
     images, classifier = await asyncio.gather(

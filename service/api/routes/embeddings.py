@@ -11,13 +11,13 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from service.api.deps import EngineDep, InferenceScope, SettingsDep
-from service.core.config import Settings
 from service.core.errors import ApiError
 from service.images import ImageDecodeError, decode_base64_image
 from service.inference.engine import InferenceEngine, l2_normalize
 from service.inference.registry import LoadedModel
 from service.schemas.embeddings import EmbeddingRequest, EmbeddingResponse, ImageInput, TextInput
 from service.schemas.errors import error_responses
+from state.settings import Settings
 
 router = APIRouter(prefix="/v1/embeddings", tags=["embeddings"])
 _ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429)
@@ -97,7 +97,7 @@ async def create_embeddings(
     request: Request,
     engine: EngineDep,
     settings: SettingsDep,
-    _: InferenceScope,
+    caller: InferenceScope,
     runtime: str | None = Query(None, description="Runtime override (wins over the body field)."),
 ) -> JSONResponse:
     items = [body.input] if isinstance(body.input, str) else body.input
@@ -111,7 +111,7 @@ async def create_embeddings(
             texts.append((index, check_text(item.text, index, settings)))
         elif isinstance(item, ImageInput):
             images.append((index, image_bytes(item.image, index, settings)))
-    model = await engine.model(body.model, runtime or body.runtime)
+    model = await engine.model(body.model, runtime or body.runtime, caller)
     request.state.model = model.id
     if body.dimensions is not None and body.dimensions != model.io.embed_dim:
         raise ApiError.bad_request(
@@ -131,7 +131,7 @@ async def create_image_embeddings(
     request: Request,
     engine: EngineDep,
     settings: SettingsDep,
-    _: InferenceScope,
+    caller: InferenceScope,
     files: list[UploadFile] = File(description="One or more image files."),
     model: str | None = Form(None),
     normalize: bool = Form(True),
@@ -148,7 +148,7 @@ async def create_image_embeddings(
                 400, "invalid_image", f"input {index}: file is larger than {settings.max_image_bytes} bytes"
             )
         blobs.append((index, data))
-    loaded = await engine.model(model, runtime_query or runtime)
+    loaded = await engine.model(model, runtime_query or runtime, caller)
     request.state.model = loaded.id
     vectors, _tokens = await embed(engine, loaded, [], blobs)
     return render(vectors, loaded.id, 0, normalize=normalize, encoding_format=encoding_format)

@@ -22,11 +22,12 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import RegistryDep, SettingsDep, TrainScope
 from service.core.errors import ApiError
-from service.inference.registry import ModelNotFound, ModelSpec
+from service.inference.spec import ModelSpec
 from service.schemas.errors import error_responses
+from state.catalog import ModelNotFound
 
 if TYPE_CHECKING:
-    from service.core.config import Settings
+    from state.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["exports"])
 
@@ -46,13 +47,13 @@ async def export_archive(
     model_id: str,
     registry: RegistryDep,
     settings: SettingsDep,
-    _: TrainScope,
+    caller: TrainScope,
     format: HttpFormat = Query(..., description="hf (transformers CLIPModel), open_clip or onnx."),
     vision_only: bool = Query(False, description="hf only: a CLIPVisionModel folder (what LLaVA loads)."),
     fp16: bool = Query(False, description="onnx only: fp16 weights (float32 inputs and outputs)."),
 ) -> StreamingResponse:
     try:
-        spec = await asyncio.to_thread(registry.spec, model_id)
+        spec = await asyncio.to_thread(registry.spec, model_id, caller)
     except ModelNotFound as exc:
         raise ApiError.not_found(str(exc)) from None
     options: dict[str, Any] = {}

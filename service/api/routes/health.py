@@ -71,4 +71,6 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    # Off the event loop: the job gauges read the job store.
+    body = await asyncio.to_thread(request.app.state.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,8 +1,9 @@
-"""``/v1/jobs``: submit post-training, follow it (JSON or server-sent events), cancel it.
+"""``/v1/jobs``: submit post-training, follow it (JSON or server-sent events), cancel, resume.
 
 The job store is written first, then the broker is told: a broker that is down, or an API that
 dies in between, loses nothing (workers re-enqueue queued jobs without a message). Handlers
-never import torch, except to validate a recipe on submit, off the event loop.
+never import torch, except to validate a recipe on submit, off the event loop. A job, its
+events and its dataset belong to the submitting key; another key's id is 404 (admins see all).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import RegistryDep, SettingsDep, TrainScope
 from service.api.routes.health import register_readiness_check
-from service.core.config import Settings
 from service.core.errors import ApiError
-from service.datasets import DatasetNotFound, DatasetStore
-from service.inference.registry import ModelNotFound
-from service.jobs import Job, JobNotFound, JobStateError, JobStatus, JobStore, owner_of
 from service.schemas.errors import error_responses
 from service.schemas.jobs import JobAccepted, JobCreate, JobList, JobPublic
+from state.catalog import ModelNotFound
+from state.datasets import DatasetNotFound, DatasetStore
+from state.jobs import Job, JobNotFound, JobStateError, JobStatus, JobStore, TooManyQueued
+from state.owners import Viewer
+from state.queue import create_celery, enqueue
+from state.recipes import JobSetupError, build_train_config
+from state.settings import Settings
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SSE_POLL_S = 0.5
@@ -33,7 +37,7 @@ SSE_KEEPALIVE_S = 15.0
 def _database_ready(app: Any) -> tuple[bool, str]:
     from sqlalchemy import text
 
-    from service.jobs.db import get_engine, migrate
+    from state.jobs.db import get_engine, migrate
 
     url = app.state.settings.resolved_database_url
     migrate(url)
@@ -66,8 +70,6 @@ def _store(settings: Settings) -> JobStore:
 def _celery(request: Request):  # -> Celery; created on first submit, kept on the app
     celery = getattr(request.app.state, "celery", None)
     if celery is None:
-        from worker.app import create_celery
-
         celery = request.app.state.celery = create_celery(request.app.state.settings)
     return celery
 
@@ -76,16 +78,14 @@ def _invalid(message: str) -> ApiError:
     return ApiError(422, "invalid_request_error", message)
 
 
-def _validate(body: JobCreate, settings: Settings, registry: RegistryDep) -> str:
+def _validate(body: JobCreate, settings: Settings, registry: RegistryDep, caller: Viewer) -> str:
     """Every check that can fail before queueing; returns the diffusion id. Blocking."""
-    from worker.recipe import JobSetupError, build_train_config
-
     try:
-        base = registry.artifact(body.base_model)
+        base = registry.artifact(body.base_model, caller)
     except (ModelNotFound, ValueError) as exc:
         raise _invalid(f"base_model: {exc}") from None
     try:
-        dataset = DatasetStore(settings.datasets_dir).get(body.dataset)
+        dataset = DatasetStore(settings.datasets_dir).get(body.dataset, caller)
     except DatasetNotFound as exc:
         raise _invalid(f"dataset: {exc}") from None
     if dataset.num_images < body.params.batch_size:
@@ -109,19 +109,11 @@ def _validate(body: JobCreate, settings: Settings, registry: RegistryDep) -> str
     return diffusion
 
 
-def _visible(job: Job, key: str | None, settings: Settings) -> Job:
-    """With keys configured, a key sees only its own jobs (others' are 404, not 403)."""
-    if settings.api_keys and job.owner != owner_of(key):
-        raise ApiError.not_found(f"no job {job.id!r}")
-    return job
-
-
-async def _get(job_id: str, key: str | None, settings: Settings) -> Job:
+async def _get(job_id: str, caller: Viewer, settings: Settings) -> Job:
     try:
-        job = await asyncio.to_thread(_store(settings).get, job_id)
+        return await asyncio.to_thread(_store(settings).get, job_id, caller)
     except JobNotFound:
         raise ApiError.not_found(f"no job {job_id!r}") from None
-    return _visible(job, key, settings)
 
 
 @router.post(
@@ -132,13 +124,13 @@ async def _get(job_id: str, key: str | None, settings: Settings) -> Job:
     summary="Queue a post-training job on an uploaded dataset",
 )
 async def submit_job(
-    body: JobCreate, request: Request, settings: SettingsDep, registry: RegistryDep, key: TrainScope
+    body: JobCreate, request: Request, settings: SettingsDep, registry: RegistryDep, caller: TrainScope
 ) -> JobAccepted:
     if not settings.broker_url:
         raise ApiError(
             503, "service_unavailable", "no job broker configured (DIVA_BROKER_URL); run `diva up`"
         )
-    diffusion = await asyncio.to_thread(_validate, body, settings, registry)
+    diffusion = await asyncio.to_thread(_validate, body, settings, registry, caller)
     store = _store(settings)
     try:
         job = await asyncio.to_thread(
@@ -149,44 +141,66 @@ async def submit_job(
                 diffusion=diffusion,
                 params=body.params.model_dump(exclude_none=True),
                 publish=body.publish,
-                owner=owner_of(key),
+                owner=caller.owner,
                 max_queued=settings.max_queued_jobs_per_key,
             )
         )
-    except JobStateError as exc:
+    except TooManyQueued as exc:
         raise ApiError(429, "rate_limit_error", str(exc)) from None
-    from worker.enqueue import enqueue
-
     await asyncio.to_thread(enqueue, _celery(request), store, job.id)
+    request.app.state.metrics.jobs_submitted.inc()
     return JobAccepted(id=job.id)
 
 
 @router.get("", response_model=JobList, summary="Jobs of this API key, newest first")
 async def list_jobs(
     settings: SettingsDep,
-    key: TrainScope,
+    caller: TrainScope,
     status: JobStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> JobList:
-    owner = owner_of(key) if settings.api_keys else None
-    jobs = await asyncio.to_thread(_store(settings).list, owner=owner, status=status, limit=limit)
+    jobs = await asyncio.to_thread(_store(settings).list, viewer=caller, status=status, limit=limit)
     return JobList(data=[JobPublic.of(job) for job in jobs])
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=error_responses(404))
-async def get_job(job_id: str, settings: SettingsDep, key: TrainScope) -> JobPublic:
-    return JobPublic.of(await _get(job_id, key, settings))
+async def get_job(job_id: str, settings: SettingsDep, caller: TrainScope) -> JobPublic:
+    return JobPublic.of(await _get(job_id, caller, settings))
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=error_responses(404, 409))
-async def cancel_job(job_id: str, settings: SettingsDep, key: TrainScope) -> JobPublic:
+async def cancel_job(job_id: str, settings: SettingsDep, caller: TrainScope) -> JobPublic:
     """A queued job is cancelled at once; a running one stops at its next step (checkpoint kept)."""
-    await _get(job_id, key, settings)
+    await _get(job_id, caller, settings)
     try:
         job = await asyncio.to_thread(_store(settings).request_cancel, job_id)
     except JobStateError as exc:
         raise ApiError(409, "conflict_error", str(exc)) from None
     return JobPublic.of(job)
+
+
+@router.post(
+    "/{job_id}/resume",
+    status_code=202,
+    response_model=JobPublic,
+    responses=error_responses(404, 409, 429, 503),
+    summary="Queue a cancelled or failed job again; it resumes from its last checkpoint",
+)
+async def resume_job(job_id: str, request: Request, settings: SettingsDep, caller: TrainScope) -> JobPublic:
+    if not settings.broker_url:
+        raise ApiError(
+            503, "service_unavailable", "no job broker configured (DIVA_BROKER_URL); run `diva up`"
+        )
+    await _get(job_id, caller, settings)
+    store = _store(settings)
+    try:
+        job = await asyncio.to_thread(store.resume, job_id, max_queued=settings.max_queued_jobs_per_key)
+    except TooManyQueued as exc:
+        raise ApiError(429, "rate_limit_error", str(exc)) from None
+    except JobStateError as exc:
+        raise ApiError(409, "conflict_error", str(exc)) from None
+    await asyncio.to_thread(enqueue, _celery(request), store, job.id)
+    return JobPublic.of(await asyncio.to_thread(store.get, job.id))
 
 
 @router.get(
@@ -195,9 +209,9 @@ async def cancel_job(job_id: str, settings: SettingsDep, key: TrainScope) -> Job
     summary="Server-sent events: the job on every change, until it ends",
 )
 async def job_events(
-    job_id: str, request: Request, settings: SettingsDep, key: TrainScope
+    job_id: str, request: Request, settings: SettingsDep, caller: TrainScope
 ) -> StreamingResponse:
-    await _get(job_id, key, settings)
+    await _get(job_id, caller, settings)
     return StreamingResponse(
         _events(job_id, request, settings),
         media_type="text/event-stream",

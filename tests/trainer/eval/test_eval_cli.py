@@ -104,7 +104,7 @@ def test_bad_input_is_one_clear_line(models, tmp_path):
 
 
 def test_model_id_from_diva_models(models, diva_home, monkeypatch, tmp_path):
-    from service.core.config import get_settings
+    from state.settings import get_settings
 
     monkeypatch.setenv("DIVA_MODELS", f"listed={models[1]}")
     get_settings.cache_clear()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from service.jobs import JobNotFound, JobStateError, JobStatus, JobStore, owner_of
-from service.jobs.db import dispose_engines, get_engine
+from state.jobs import JobNotFound, JobStateError, JobStatus, JobStore, TooManyQueued
+from state.jobs.db import dispose_engines, get_engine
+from state.owners import Viewer, owner_of
 
 PG_URL = os.environ.get("DIVA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -127,7 +128,7 @@ def test_queued_limit_per_owner(store: JobStore) -> None:
         _new(store, owner=alice, max_queued=2)
     _new(store, owner=bob, max_queued=2)
     assert store.count_queued(alice) == 2 and store.count_queued(bob) == 1
-    assert len(store.list(owner=alice)) == 2
+    assert len(store.list(viewer=Viewer(alice))) == 2
 
 
 def test_concurrent_claims_have_one_winner(store: JobStore) -> None:
@@ -149,7 +150,7 @@ def test_concurrent_claims_have_one_winner(store: JobStore) -> None:
 
 
 def test_lost_jobs(store: JobStore) -> None:
-    from service.jobs.models import utcnow
+    from state.jobs.models import utcnow
 
     never_sent = _new(store)
     sent = _new(store)
@@ -174,8 +175,8 @@ def test_unknown_job(store: JobStore) -> None:
 
 
 def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
-    from service.jobs.db import session_scope
-    from service.jobs.models import Job
+    from state.jobs.db import session_scope
+    from state.jobs.models import Job
 
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
     job_id = _new(store)
@@ -205,3 +206,61 @@ def test_release_returns_a_running_job_to_the_queue(store: JobStore) -> None:
     assert (job.status, job.worker, job.message, job.progress["step"]) == ("queued", None, "shutting down", 3)
     again = store.claim(job_id, "w2", stale_after_s=60)
     assert again.job is not None and again.job.attempts == 2
+
+
+def test_another_owner_sees_no_job_and_admins_see_all(store: JobStore) -> None:
+    alice, bob = owner_of("alice"), owner_of("bob")
+    job_id = _new(store, owner=alice)
+    assert store.get(job_id, Viewer(alice)).id == job_id
+    with pytest.raises(JobNotFound):
+        store.get(job_id, Viewer(bob))
+    assert store.list(viewer=Viewer(bob)) == []
+    assert [j.id for j in store.list(viewer=Viewer(bob, sees_all=True))] == [job_id]
+
+
+def test_resume_requeues_cancelled_and_failed_jobs_only(store: JobStore) -> None:
+    failed = _new(store)
+    assert store.claim(failed, "w1", stale_after_s=60).job is not None
+    store.heartbeat(failed, "w1", {"step": 3, "total": 8})
+    store.finish(failed, "w1", JobStatus.failed, error="boom", progress={"step": 3, "total": 8})
+    job = store.resume(failed)
+    assert (job.status, job.error, job.worker, job.finished_at) == ("queued", None, None, None)
+    assert "step 3" in (job.message or "")
+    assert store.claim(failed, "w2", stale_after_s=60).job is not None  # runnable again
+    with pytest.raises(JobStateError, match="only cancelled or failed"):
+        store.resume(failed)  # running now
+
+    cancelled = _new(store)
+    store.request_cancel(cancelled)
+    job = store.resume(cancelled)
+    assert job.status == "queued" and not job.cancel_requested
+
+
+def test_resume_respects_the_queued_limit(store: JobStore) -> None:
+    alice = owner_of("alice")
+    cancelled = _new(store, owner=alice)
+    store.request_cancel(cancelled)
+    _new(store, owner=alice)
+    with pytest.raises(TooManyQueued):
+        store.resume(cancelled, max_queued=1)
+    assert store.get(cancelled).status == "cancelled"
+
+
+def test_counts_progress_and_finished_before(store: JobStore) -> None:
+    from datetime import timedelta
+
+    from state.jobs.models import utcnow
+
+    running, queued, done = _new(store), _new(store), _new(store)
+    store.claim(running, "w1", stale_after_s=60)
+    store.heartbeat(running, "w1", {"step": 2, "total": 9, "images_per_s": 4.0, "step_time_s": 0.5})
+    store.claim(done, "w2", stale_after_s=60)
+    store.finish(done, "w2", JobStatus.succeeded)
+    counts = store.counts_by_status()
+    assert counts == {"queued": 1, "running": 1, "succeeded": 1, "failed": 0, "cancelled": 0}
+    assert store.running_progress() == [
+        {"job": running, "step": 2, "total": 9, "images_per_s": 4.0, "step_time_s": 0.5}
+    ]
+    assert [j.id for j in store.finished_before(utcnow() + timedelta(seconds=1))] == [done]
+    assert store.finished_before(utcnow() - timedelta(hours=1)) == []
+    assert queued not in {j.id for j in store.finished_before(utcnow() + timedelta(seconds=1))}

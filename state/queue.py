@@ -1,5 +1,10 @@
-"""Celery configuration for long GPU jobs (Celery's task guide, Sentry's seer).
+"""The job queue: the Celery app, its configuration for long GPU jobs, and :func:`enqueue`.
 
+Both sides use this module: the API enqueues (it never imports :mod:`worker`), the worker
+consumes. The app names its tasks module by string (``include=["worker.tasks"]``), so building
+it here pulls in no worker code until a worker process starts.
+
+Configuration follows Celery's task guide (and Sentry's seer) for long jobs:
 One training job per worker process at a time (prefetch 1), acknowledged only when finished
 (``acks_late``) and requeued if the process dies (``reject_on_worker_lost``). The Redis
 ``visibility_timeout`` is longer than the longest job, or Redis would hand a running job to a
@@ -9,9 +14,15 @@ second worker; a worker that dies is detected by the job store's heartbeat inste
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from service.core.config import Settings
+from celery import Celery
+
+from state.jobs import JobStore
+from state.settings import Settings, get_settings
+
+log = logging.getLogger("diva.jobs")
 
 TRAIN_QUEUE = "train"
 TRAIN_TASK = "diva.jobs.train"
@@ -65,3 +76,45 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": False,
         "enable_utc": True,
     }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app for ``settings``; tasks are registered from ``worker.tasks`` by name."""
+    settings = settings or get_settings()
+    app = Celery("diva", include=["worker.tasks"])
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def enqueue(app: Celery, store: JobStore, job_id: str) -> bool:
+    """Send a job's message; True when the broker took it, False leaves it for the reconciler.
+
+    The row is committed *before* the message is sent, so a crash in between loses nothing: the
+    reconciler finds the queued row with no message and sends one.
+    """
+    try:
+        # ignore_result: no result-backend subscription, which retries for ~20 s when Redis is down
+        app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, retry=False, ignore_result=True)
+    except Exception as exc:  # broker down: the store still has the job
+        log.warning(
+            "broker unreachable; job stays queued for the reconciler",
+            extra={"job": job_id, "error": str(exc)},
+        )
+        return False
+    store.mark_enqueued(job_id)
+    return True
+
+
+def queue_depth(url: str, timeout_s: float = 1.0) -> int | None:
+    """Messages waiting in the train queue of the Redis broker at ``url``; None if it is unreachable.
+
+    Plain redis-py with short timeouts rather than a Celery connection, whose retries would hold
+    a metrics scrape for seconds when the broker is down.
+    """
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        return int(client.llen(TRAIN_QUEUE))
+    except (redis.RedisError, ValueError):
+        return None

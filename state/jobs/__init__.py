@@ -5,9 +5,9 @@ Public surface: :class:`Job`, :class:`JobStatus`, :func:`get_engine`, :func:`ses
 torch or Celery, so the API's job routes stay light.
 """
 
-from service.jobs.db import get_engine, migrate, session_scope
-from service.jobs.models import TERMINAL, Job, JobStatus
-from service.jobs.store import Claim, JobNotFound, JobStateError, JobStore, owner_of
+from state.jobs.db import get_engine, migrate, session_scope
+from state.jobs.models import TERMINAL, Job, JobStatus
+from state.jobs.store import Claim, JobNotFound, JobStateError, JobStore, TooManyQueued
 
 __all__ = [
     "TERMINAL",
@@ -17,8 +17,8 @@ __all__ = [
     "JobStateError",
     "JobStatus",
     "JobStore",
+    "TooManyQueued",
     "get_engine",
     "migrate",
-    "owner_of",
     "session_scope",
 ]

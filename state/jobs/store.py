@@ -7,7 +7,6 @@ two workers redelivered the same job resolve to one winner.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.jobs.db import session_scope
-from service.jobs.models import TERMINAL, Job, JobStatus, utcnow
+from state.jobs.db import session_scope
+from state.jobs.models import TERMINAL, Job, JobStatus, utcnow
+from state.owners import SYSTEM, Viewer
 
 
 class JobNotFound(LookupError):
@@ -29,17 +29,16 @@ class JobStateError(RuntimeError):
     """A transition the job's current state does not allow."""
 
 
+class TooManyQueued(JobStateError):
+    """The owner already holds ``max_queued`` queued jobs (the API answers 429)."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """Outcome of a worker asking to run a job: ``job`` is set only when it may run it now."""
 
     job: Job | None
     reason: str
-
-
-def owner_of(api_key: str | None) -> str | None:
-    """Jobs remember who submitted them by key digest, never by the key itself."""
-    return hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
 
 
 class JobStore:
@@ -49,29 +48,42 @@ class JobStore:
         self.url = url
 
     # --- reads -------------------------------------------------------------------------------
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, viewer: Viewer = SYSTEM) -> Job:
+        """The job, or :class:`JobNotFound` when it does not exist *or* ``viewer`` may not see it."""
         with session_scope(self.url, readonly=True) as session:
             job = session.get(Job, job_id)
-            if job is None:
+            if job is None or not viewer.can_see(job.owner):
                 raise JobNotFound(job_id)
             return job
 
     def list(
-        self, *, owner: str | None = None, status: JobStatus | None = None, limit: int = 100
+        self, *, viewer: Viewer = SYSTEM, status: JobStatus | None = None, limit: int = 100
     ) -> list[Job]:
         query = select(Job).order_by(Job.created_at.desc()).limit(limit)
-        if owner is not None:
-            query = query.where(Job.owner == owner)
+        if not viewer.sees_all:
+            query = query.where(Job.owner.is_(None) if viewer.owner is None else Job.owner == viewer.owner)
         if status is not None:
             query = query.where(Job.status == status.value)
         with session_scope(self.url, readonly=True) as session:
             return list(session.scalars(query))
 
     def count_queued(self, owner: str | None) -> int:
-        query = select(func.count()).select_from(Job).where(Job.status == JobStatus.queued.value)
-        query = query.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
         with session_scope(self.url, readonly=True) as session:
-            return int(session.scalar(query) or 0)
+            return _queued_count(session, owner)
+
+    def counts_by_status(self) -> dict[str, int]:
+        """Jobs per status, every status present (zeros included): the metrics' gauges."""
+        query = select(Job.status, func.count()).group_by(Job.status)
+        with session_scope(self.url, readonly=True) as session:
+            counts = {status.value: 0 for status in JobStatus}
+            counts.update({status: int(n) for status, n in session.execute(query)})
+            return counts
+
+    def running_progress(self) -> list[dict[str, Any]]:
+        """``{"job": id, **progress}`` of every running job (step time, images/s for metrics)."""
+        query = select(Job.id, Job.progress).where(Job.status == JobStatus.running.value)
+        with session_scope(self.url, readonly=True) as session:
+            return [{"job": job_id, **progress} for job_id, progress in session.execute(query) if progress]
 
     def cancel_requested(self, job_id: str) -> bool:
         with session_scope(self.url, readonly=True) as session:
@@ -93,11 +105,8 @@ class JobStore:
     ) -> Job:
         """Insert a queued job; with ``max_queued``, refuse when the owner already has that many."""
         with session_scope(self.url) as session:
-            if max_queued is not None:
-                query = select(func.count()).select_from(Job).where(Job.status == JobStatus.queued.value)
-                query = query.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
-                if int(session.scalar(query) or 0) >= max_queued:
-                    raise JobStateError(f"at most {max_queued} queued jobs per API key; wait or cancel one")
+            if max_queued is not None and _queued_count(session, owner) >= max_queued:
+                raise TooManyQueued(f"at most {max_queued} queued jobs per API key; wait or cancel one")
             now = utcnow()
             job = Job(
                 id=uuid.uuid4().hex,
@@ -136,6 +145,35 @@ class JobStore:
                 job.finished_at = utcnow()
                 job.message = "cancelled before it started"
             return job
+
+    def resume(self, job_id: str, *, max_queued: int | None = None) -> Job:
+        """Queue a cancelled or failed job again; the worker resumes from its last checkpoint.
+
+        The run folder (checkpoints) of a cancelled or failed job is kept for exactly this; a
+        succeeded job has published its model and dropped its checkpoints, so it cannot resume.
+        """
+        with session_scope(self.url) as session:
+            job = _locked(session, job_id)
+            if job.status not in (JobStatus.cancelled.value, JobStatus.failed.value):
+                raise JobStateError(f"job {job_id} is {job.status}; only cancelled or failed jobs resume")
+            if max_queued is not None and _queued_count(session, job.owner) >= max_queued:
+                raise TooManyQueued(f"at most {max_queued} queued jobs per API key; wait or cancel one")
+            job.status = JobStatus.queued.value
+            job.cancel_requested = False
+            job.worker = None
+            job.heartbeat_at = None
+            job.finished_at = None
+            job.error = None
+            job.enqueued_at = None
+            step = (job.progress or {}).get("step")
+            job.message = f"resumed by request (last progress: step {step})" if step else "resumed by request"
+            return job
+
+    def finished_before(self, cutoff: datetime) -> list[Job]:
+        """Terminal jobs that ended before ``cutoff`` (retention's candidates)."""
+        query = select(Job).where(Job.status.in_([s.value for s in TERMINAL]), Job.finished_at < cutoff)
+        with session_scope(self.url, readonly=True) as session:
+            return list(session.scalars(query.order_by(Job.finished_at)))
 
     # --- worker-side transitions -------------------------------------------------------------
     def claim(self, job_id: str, worker: str, *, stale_after_s: float) -> Claim:
@@ -246,3 +284,9 @@ def _locked(session: Session, job_id: str) -> Job:
     if job is None:
         raise JobNotFound(job_id)
     return job
+
+
+def _queued_count(session: Session, owner: str | None) -> int:
+    query = select(func.count()).select_from(Job).where(Job.status == JobStatus.queued.value)
+    query = query.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
+    return int(session.scalar(query) or 0)

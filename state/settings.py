@@ -1,7 +1,22 @@
-"""The one settings class of the project (environment variables with the ``DIVA_`` prefix).
+"""The one settings class of the project (``DIVA_`` environment variables) and the DIVA_HOME layout.
 
-Owned by the service; the worker and the CLI import it. Never instantiate at import time:
-call :func:`get_settings` (cached) so tests can change the environment and clear the cache.
+Owned by :mod:`state`, the floor that both the service and the worker stand on; the CLI imports
+it too. Never instantiate at import time: call :func:`get_settings` (cached) so tests can change
+the environment and clear the cache.
+
+DIVA_HOME layout (every path below is a property of :class:`Settings`, nowhere else)::
+
+    <home>/diva.db                 job store (SQLite default; DIVA_DATABASE_URL for PostgreSQL)
+    <home>/datasets/               uploaded datasets (state.datasets)
+    <home>/jobs/<id>/run/          a job's checkpoints and trained open_clip folder
+    <home>/jobs/<id>/unpublished/  a model the publish gate kept back
+    <home>/models/<id>/            published models (trainer.artifacts layout)
+    <home>/heads/<id>/             fitted few-shot heads
+    <home>/exports/                exports made on demand for download
+    <home>/benchmarks/             the publish benchmark, written once
+    <home>/diffusion/<id>/         site diffusion models (diffusers folders)
+    <home>/recipes/                site recipe presets
+    <home>/broker/                 the embedded Redis of ``diva up``
 """
 
 from __future__ import annotations
@@ -96,6 +111,9 @@ class Settings(BaseSettings):
     )
     job_progress_interval_s: float = Field(2.0, gt=0, description="How often progress is persisted.")
     job_default_diffusion: str = "lab-sd"
+    job_keep_checkpoints: int = Field(
+        2, ge=1, description="Retention: checkpoints a job keeps (older ones are deleted as it trains)."
+    )
     publish_pairs_per_pattern: int = Field(15, ge=1, description="Synthetic MMVP pairs for publishing.")
     publish_gate_tolerance: float = Field(
         1.0, ge=0, description="Zero-shot top-1 points a job may lose and still be published."
@@ -121,6 +139,7 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    # --- DIVA_HOME layout (the one owner) -----------------------------------------------------
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
@@ -133,10 +152,37 @@ class Settings(BaseSettings):
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
 
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def job_run_dir(self, job_id: str) -> Path:
+        """Where the trainer writes checkpoints (resume reads them) and the final open_clip folder."""
+        return self.job_dir(job_id) / "run"
+
+    @property
+    def heads_dir(self) -> Path:
+        return self.home / "heads"
+
     @property
     def exports_dir(self) -> Path:
         """Exports made on demand for download (one folder per model version and format)."""
         return self.home / "exports"
+
+    @property
+    def benchmarks_dir(self) -> Path:
+        return self.home / "benchmarks"
+
+    @property
+    def diffusion_dir(self) -> Path:
+        return self.home / "diffusion"
+
+    @property
+    def recipes_dir(self) -> Path:
+        return self.home / "recipes"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.home / "broker"
 
     @property
     def resolved_database_url(self) -> str:
