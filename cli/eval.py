@@ -25,10 +25,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _roots() -> list[Path]:
+    from state.catalog import model_roots
     from state.settings import get_settings
-    from trainer.artifacts import BUILTIN_MODELS_DIR
 
-    return [BUILTIN_MODELS_DIR, get_settings().models_dir]
+    return model_roots(get_settings())
 
 
 def _load(spec: str, device: str) -> Any:

@@ -75,12 +75,13 @@ def export(
 
 
 def _run(model: str, fmt: str, out: Path, options: dict[str, object]) -> tuple[Path, object]:
+    from state.catalog import model_roots
     from state.settings import get_settings
-    from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact
+    from trainer.artifacts import ModelArtifact
     from trainer.eval.models import load_model, resolve_model
     from trainer.export import export_model, load_bundle
 
-    roots = [BUILTIN_MODELS_DIR, get_settings().models_dir]
+    roots = model_roots(get_settings())
     source, pretrained = resolve_model(model, roots)
     artifact = ModelArtifact(source)
     if pretrained is None and artifact.exists():

@@ -1,4 +1,4 @@
-"""`diva up`, `diva worker`, and the client verbs `diva jobs submit|status|cancel|list|upload`.
+"""`diva up`, `diva worker`, and the client verbs `diva jobs submit|status|cancel|resume|list|upload`.
 
 Client verbs talk to a running service over HTTP (``--url`` / ``DIVA_URL``, ``--api-key`` /
 ``DIVA_API_KEY``); heavy imports happen inside the commands.
@@ -218,6 +218,21 @@ def cancel(job_id: str, url: str = URL, api_key: Optional[str] = KEY) -> None:
     with _client(url, api_key) as client:
         job = _check(client.post(f"/v1/jobs/{job_id}/cancel"))
     typer.echo(f"{job['id']}\t{job['status']}{' (stopping)' if job['status'] == 'running' else ''}")
+
+
+@jobs_app.command("resume")
+def resume(
+    job_id: str,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Live progress until the job ends."),
+    url: str = URL,
+    api_key: Optional[str] = KEY,
+) -> None:
+    """Queue a cancelled or failed job again; it resumes from its last checkpoint."""
+    with _client(url, api_key) as client:
+        job = _check(client.post(f"/v1/jobs/{job_id}/resume"))
+        typer.echo(f"{job['id']}\t{job['status']}\t{job.get('message') or ''}")
+        if follow:
+            _follow(client, job_id)
 
 
 @jobs_app.command("list")

@@ -122,6 +122,18 @@ class Settings(BaseSettings):
         default_factory=lambda: ["onnx", "hf"],
         description="Formats written into a published model folder (onnx, hf); comma separated.",
     )
+    retention_dataset_days: float | None = Field(
+        None, gt=0, description="Retention: delete datasets older than this (days); unset keeps them."
+    )
+    retention_model_days: float | None = Field(
+        None, gt=0, description="Retention: delete trained models older than this (days); built-ins stay."
+    )
+    retention_job_days: float | None = Field(
+        None, gt=0, description="Retention: delete folders (checkpoints) of jobs ended this long ago (days)."
+    )
+    retention_interval_s: float = Field(
+        3600.0, gt=0, description="How often workers apply the retention policy, when one is set."
+    )
     dataset_max_files: int = Field(10_000, ge=1)
     dataset_max_bytes: int = Field(2 << 30, ge=1, description="Upload size limit, archives expanded.")
     dataset_max_file_bytes: int = Field(64 << 20, ge=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from celery import Celery
@@ -82,17 +83,38 @@ def start_reconciler(app: Celery, settings: Settings) -> threading.Thread:
     _stop.clear()
 
     def loop() -> None:
+        last_retention = float("-inf")
         while True:
             try:
                 reconcile(app, settings)
             except Exception:
                 log.exception("reconcile failed; retrying next interval")
+            if time.monotonic() - last_retention >= settings.retention_interval_s:
+                last_retention = time.monotonic()
+                apply_retention(settings)
             if _stop.wait(settings.job_reconcile_interval_s):
                 return
 
     _thread = threading.Thread(target=loop, name="diva-reconciler", daemon=True)
     _thread.start()
     return _thread
+
+
+def apply_retention(settings: Settings) -> int:
+    """Apply the configured retention policy (``DIVA_RETENTION_*``); items deleted, 0 when unset."""
+    from state import retention
+
+    policy = retention.RetentionPolicy.from_settings(settings)
+    if policy.empty:
+        return 0
+    try:
+        removed = retention.apply(settings, retention.plan(settings, policy))
+    except Exception:
+        log.exception("retention failed; retrying next interval")
+        return 0
+    for item in removed:
+        log.info("retention deleted", extra={"kind": item.kind, "id": item.id, "bytes": item.bytes})
+    return len(removed)
 
 
 def stop_reconciler() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import classify, datasets, embeddings, exports, health, jobs, models
+from service.api.routes import admin, classify, datasets, embeddings, exports, health, jobs, models
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -14,3 +14,4 @@ api_router.include_router(classify.router)
 api_router.include_router(datasets.router)
 api_router.include_router(jobs.router)
 api_router.include_router(exports.router)
+api_router.include_router(admin.router)

@@ -71,6 +71,12 @@ class JobStore:
         with session_scope(self.url, readonly=True) as session:
             return _queued_count(session, owner)
 
+    def active(self) -> list[Job]:
+        """Queued and running jobs: what retention must not pull the rug from under."""
+        query = select(Job).where(Job.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+        with session_scope(self.url, readonly=True) as session:
+            return list(session.scalars(query))
+
     def counts_by_status(self) -> dict[str, int]:
         """Jobs per status, every status present (zeros included): the metrics' gauges."""
         query = select(Job.status, func.count()).group_by(Job.status)

@@ -115,6 +115,27 @@ def test_sigkill_worker_resumes_from_checkpoint(stack: Stack) -> None:
     assert job["metrics"]["steps_done"] == steps and job["progress"]["step"] == steps
 
 
+def test_cancelled_job_resumes_from_its_checkpoint_and_shows_in_metrics(stack: Stack) -> None:
+    steps = 30
+    job_id = stack.submit(steps=steps)
+    stack.wait_job(job_id, lambda j: (j.get("progress") or {}).get("step_time_s") is not None)
+    metrics = stack.client.get("/metrics").text
+    assert 'diva_jobs{status="running"} 1.0' in metrics
+    assert f'diva_job_images_per_second{{job="{job_id}"}}' in metrics
+    assert f'diva_job_step_seconds{{job="{job_id}"}}' in metrics
+    stack.wait_job(job_id, lambda j: (j.get("progress") or {}).get("step", 0) >= 5)  # checkpoints at 2, 4
+    assert stack.client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+    stopped = stack.wait_done(job_id, 60)
+    assert stopped["status"] == "cancelled"
+    assert stack.client.post(f"/v1/jobs/{job_id}/resume").status_code == 202
+    assert stack.client.post(f"/v1/jobs/{job_id}/resume").status_code == 409  # queued now
+    job = stack.wait_done(job_id)
+    assert job["status"] == "succeeded", stack.diagnostics()
+    assert job["resumed_from_step"] >= 4 and job["metrics"]["steps_done"] == steps
+    assert 'diva_jobs{status="succeeded"}' in stack.client.get("/metrics").text
+    assert stack.client.post(f"/v1/jobs/{job_id}/resume").status_code == 409  # succeeded: nothing to resume
+
+
 def test_sigterm_worker_hands_the_job_back(stack: Stack) -> None:
     """A deploy: SIGTERM stops the job at its next step with a checkpoint and requeues it."""
     job_id = stack.submit(steps=400)

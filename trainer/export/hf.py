@@ -27,6 +27,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.export.hf_weights import HfExportError, WeightSource
+
 if TYPE_CHECKING:
     import torch
 
@@ -52,34 +54,6 @@ _BLOCK_RENAMES = {
 }
 _RESAMPLE = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1}
 CLIP_BOS, CLIP_EOS = "<|startoftext|>", "<|endoftext|>"
-
-
-class HfExportError(ValueError):
-    """The model cannot be expressed as a transformers CLIP without changing what it computes."""
-
-
-class WeightSource:
-    """A model's tensors, handed out by key for a key-renaming conversion. A missing key, and (at
-    :meth:`check_all_used`) a tensor no rule took, raise :class:`HfExportError`: no weight is
-    ever dropped silently."""
-
-    def __init__(self, architecture: str, tensors: dict[str, torch.Tensor]) -> None:
-        self.architecture = architecture
-        self.tensors = tensors
-        self.used: set[str] = set()
-
-    def take(self, key: str) -> torch.Tensor:
-        if key not in self.tensors:
-            raise HfExportError(f"{self.architecture}: expected weight {key!r} is missing")
-        self.used.add(key)
-        return self.tensors[key]
-
-    def check_all_used(self, target: str) -> None:
-        left = sorted(set(self.tensors) - self.used)
-        if left:
-            raise HfExportError(
-                f"{self.architecture}: weights with no {target} counterpart: {', '.join(left[:8])}"
-            )
 
 
 def export_hf(bundle: ClipBundle, out_dir: Path | str, *, vision_only: bool = False) -> Path:
@@ -125,6 +99,8 @@ def export_hf(bundle: ClipBundle, out_dir: Path | str, *, vision_only: bool = Fa
         {k: v.contiguous() for k, v in tensors.items()}, str(out / "model.safetensors"), {"format": "pt"}
     )
     image_processor(bundle).save_pretrained(str(out))
+    if not vision_only and names[0] == "CLIPModel":
+        name_generic_processor(out)
     return out
 
 
@@ -288,6 +264,26 @@ def write_tokenizer(bundle: ClipBundle, out_dir: Path) -> None:
         model_max_length=bundle.context_length,
     )
     tokenizer.save_pretrained(str(out_dir))
+
+
+def name_generic_processor(out_dir: Path) -> None:
+    """Name ``VisionTextDualEncoderProcessor`` in ``preprocessor_config.json`` when the tokenizer
+    is not CLIP's BPE.
+
+    Why: ``AutoProcessor`` picks ``CLIPProcessor`` for ``model_type: clip``, and that one only
+    builds ``CLIPTokenizer(Fast)``, which needs a BPE model: a folder carrying another tokenizer
+    (the lab models' 67-word one, an open_clip HF tokenizer) then fails to load in every tool that
+    goes through ``AutoProcessor`` (infinity's CLIP path does). The dual-encoder processor is
+    transformers' own pairing of ``AutoImageProcessor`` and ``AutoTokenizer``: the same image
+    processor and the same tokenizer, so what it computes is unchanged.
+    """
+    tokenizer_class = json.loads((out_dir / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    if tokenizer_class in ("CLIPTokenizer", "CLIPTokenizerFast"):
+        return
+    path = out_dir / "preprocessor_config.json"
+    config = json.loads(path.read_text())
+    config["processor_class"] = "VisionTextDualEncoderProcessor"
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _write_clip_bpe(out_dir: Path) -> tuple[Path, Path]:

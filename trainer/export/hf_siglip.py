@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trainer.export.hf import HfExportError, WeightSource
+from trainer.export.hf_weights import HfExportError, WeightSource
 
 if TYPE_CHECKING:
     import torch
