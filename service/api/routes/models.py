@@ -67,6 +67,8 @@ async def delete_model(
         spec = await asyncio.to_thread(registry.spec, model_id, caller)
         if spec.artifact is None:
             raise ModelNotDeletable(f"model {model_id!r} comes from DIVA_MODELS; remove it there")
+        if not caller.can_see(spec.owner):  # a public model: every caller uses it, only admins remove it
+            raise ModelNotDeletable(f"model {model_id!r} is public; only an admin key may delete it")
         await asyncio.to_thread(catalog.delete_model, model_id, settings)
     except ModelNotFound as exc:
         raise ApiError.not_found(str(exc)) from None
