@@ -24,6 +24,7 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY trainer ./trainer
+COPY state ./state
 COPY service ./service
 COPY worker ./worker
 COPY cli ./cli
@@ -64,6 +65,7 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu13
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY trainer ./trainer
+COPY state ./state
 COPY service ./service
 COPY worker ./worker
 COPY cli ./cli

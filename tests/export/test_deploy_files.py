@@ -143,3 +143,14 @@ def test_k8s_validator_rejects_a_typo() -> None:
     doc["spec"]["accessMode"] = doc["spec"].pop("accessModes")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(doc, "1.30.0", strict=True)
+
+
+def test_both_images_copy_every_installed_package() -> None:
+    """`pip install .` in the image finds only the folders the Dockerfile copied in."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = [pattern.rstrip("*") for pattern in include["include"]]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in packages:
+        assert dockerfile.count(f"COPY {package} ./{package}") == 2, f"an image misses {package}/"
