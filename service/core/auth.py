@@ -37,9 +37,7 @@ def parse_api_keys(entries: list[str]) -> dict[str, set[Scope]]:
         if not key:
             raise ValueError("empty API key in DIVA_API_KEYS")
         if scope not in {s.value for s in Scope}:
-            raise ValueError(
-                f"unknown scope {scope!r} for an API key: use 'key', 'key:train' or 'key:admin'"
-            )
+            raise ValueError(f"unknown scope {scope!r} for an API key: use 'key', 'key:train' or 'key:admin'")
         keys.setdefault(key, set()).update(_IMPLIED[Scope(scope)])
     return keys
 
