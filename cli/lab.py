@@ -101,6 +101,15 @@ def build(
             indent=2,
         )
     )
+    if result.held_out is not None:
+        from trainer.lab.protocol import format_held_out
+
+        console.print(
+            "development draw (tuned on): MMVP {:.1f} -> {:.1f}".format(
+                result.base["mmvp_average"], result.post["mmvp_average"]
+            )
+        )
+        console.print(format_held_out(result.held_out, ("lab-clip-base", "lab-clip-diva")), markup=False)
     console.print(f"models: {result.models_dir}  report: {result.report_dir}")
     if install:
         console.print(f"installed into {install_builtin(result.models_dir)}")
@@ -115,3 +124,40 @@ def summary(folders: list[Path] = typer.Argument(..., help="Build folders (--out
         typer.echo(summarise(load_reports(folders)), nl=False)
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error)) from error
+
+
+@lab_app.command("heldout")
+def heldout(
+    model: str = typer.Argument("lab-clip-diva", help="Model id (built-in or registry) to score."),
+    base: str = typer.Option("lab-clip-base", help="Model id it is compared with."),
+    cache: Optional[Path] = typer.Option(
+        None, help="Where test draws are kept; default DIVA_HOME/benchmarks."
+    ),
+    pairs: int = typer.Option(0, min=0, help="Pairs per pattern; 0 = the protocol's (120)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Score MODEL against BASE on the held-out test draws (never used for tuning): mean ± std."""
+    from state.catalog import ModelNotFound, find_model
+    from state.settings import get_settings
+    from trainer.backbones.factory import create_clip
+    from trainer.lab.protocol import (
+        TEST_PAIRS_PER_PATTERN,
+        compare_held_out,
+        evaluate_held_out,
+        format_held_out,
+    )
+
+    settings = get_settings()
+    folder = cache or settings.benchmarks_dir / "lab-heldout"
+    results = []
+    for model_id in (base, model):
+        try:
+            artifact = find_model(model_id, settings)
+        except (ModelNotFound, ValueError) as exc:
+            raise typer.BadParameter(str(exc)) from None
+        bundle = create_clip(str(artifact.open_clip_dir))
+        results.append(evaluate_held_out(bundle, folder, pairs_per_pattern=pairs or TEST_PAIRS_PER_PATTERN))
+    comparison = compare_held_out(*results)
+    typer.echo(
+        json.dumps(comparison, indent=2) if as_json else format_held_out(comparison, (base, model)), nl=False
+    )

@@ -23,9 +23,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact, ModelManifest
 from trainer.lab.clip_pretrain import ClipPretrainConfig
 from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig
+from trainer.lab.protocol import TEST_PAIRS_PER_PATTERN, TEST_SEEDS
 
 BASE_ID, DIVA_ID, SD_ID = "lab-clip-base", "lab-clip-diva", "lab-sd"
-STAGES = ("generate", "pretrain-clip", "pretrain-diffusion", "evaluate-base", "post-train", "evaluate-post")
+STAGES = (
+    "generate",
+    "pretrain-clip",
+    "pretrain-diffusion",
+    "evaluate-base",
+    "post-train",
+    "evaluate-post",
+    "evaluate-heldout",
+)
 
 # Other post-trainings of the same base, scored on the same benchmark (``diva lab build --compare``):
 # DIVA's own condition (CLS + every patch token through a new random Linear, the MetaCLIP/DFN
@@ -59,8 +68,16 @@ class LabBuildConfig(BaseModel):
     diffusion: DiffusionPretrainConfig = Field(default_factory=DiffusionPretrainConfig)
     recipe: str = Field("lab-diva", description="Post-training recipe: a preset name or a YAML file.")
     recipe_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted keys, e.g. steps.")
-    benchmark_pairs: int = Field(40, ge=1, description="Synthetic MMVP pairs per pattern.")
+    benchmark_pairs: int = Field(
+        40, ge=1, description="Synthetic MMVP pairs per pattern of the development draw (tuned on)."
+    )
     benchmark_images_per_class: int = Field(40, ge=1)
+    heldout_seeds: tuple[int, ...] = Field(
+        TEST_SEEDS, description="Test draws (trainer.lab.protocol): reported, never tuned on; () = off."
+    )
+    heldout_pairs: int = Field(
+        TEST_PAIRS_PER_PATTERN, ge=1, description="Pairs per pattern of each test draw."
+    )
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Extra post-trainings of the same base for comparison: name -> recipe overrides "
@@ -86,6 +103,8 @@ class LabBuildConfig(BaseModel):
             "recipe_overrides": {"steps": 4, "batch_size": 4, "checkpoint_every": 4},
             "benchmark_pairs": 2,
             "benchmark_images_per_class": 2,
+            "heldout_seeds": (7001,),
+            "heldout_pairs": 2,
             "probe_pairs": 1,
             "ceiling_steps": 2,
             "variants": {},
@@ -108,6 +127,7 @@ class LabResult:
     post: dict[str, Any]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    held_out: dict[str, Any] | None = None  # trainer.lab.protocol.compare_held_out
 
 
 class Stopwatch:
@@ -248,10 +268,26 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         )
         variants[name] = {"overrides": overrides, **evaluate_lab(bundle, benchmark).to_dict()}
         clock.lap(f"variant:{name}")
+    held_out = None
+    if config.heldout_seeds:
+        from trainer.lab.protocol import compare_held_out, evaluate_held_out
+
+        notify("evaluate-heldout", 0, 2, "")
+        kw = {"seeds": tuple(config.heldout_seeds), "pairs_per_pattern": config.heldout_pairs}
+        base_held = evaluate_held_out(base_bundle, out / "heldout", **kw)
+        notify("evaluate-heldout", 1, 2, "")
+        held_out = compare_held_out(base_held, evaluate_held_out(post_bundle, out / "heldout", **kw))
+        gain = held_out["gain"]
+        notify("evaluate-heldout", 2, 2, f"gain {gain['mean']:+.1f} ± {gain['std']:.1f}")
+        clock.lap("evaluate-heldout")
     probes = run_probes(config, sd_dir, base_bundle, post_bundle)
-    report_dir = write_lab_report(out / "report", config, base_scores, post_scores, clock, probes, variants)
+    report_dir = write_lab_report(
+        out / "report", config, base_scores, post_scores, clock, probes, variants, held_out
+    )
     shutil.copytree(report_dir, diva_artifact.report_dir, dirs_exist_ok=True)
-    return LabResult(models, report_dir, base_scores.to_dict(), post_scores.to_dict(), clock.wall, clock.cpu)
+    return LabResult(
+        models, report_dir, base_scores.to_dict(), post_scores.to_dict(), clock.wall, clock.cpu, held_out
+    )
 
 
 def write_feedback_images(folder: Path, count: int, seed: int, size: int) -> Path:
@@ -364,8 +400,12 @@ def write_lab_report(
     clock: Stopwatch,
     probes: dict[str, Any],
     variants: dict[str, Any],
+    held_out: dict[str, Any] | None = None,
 ) -> Path:
-    """The project's standard report (JSON, charts, summary) plus ``lab.json`` with everything."""
+    """The project's standard report (JSON, charts, summary) plus ``lab.json`` with everything.
+
+    Scores on the development draw and, when measured, on the held-out test draws (``heldout.md``).
+    """
     from trainer.eval import write_report, zero_shot_gate
 
     gate = zero_shot_gate(base.zeroshot_mean, post.zeroshot_mean, tolerance=1.0)
@@ -393,8 +433,13 @@ def write_lab_report(
         "machine": machine_info(),
         "probes": probes,
         "variants": variants,
+        "held_out": held_out,
     }
     (out / "lab.json").write_text(json.dumps(lab, indent=2) + "\n")
+    if held_out is not None:
+        from trainer.lab.protocol import format_held_out
+
+        (out / "heldout.md").write_text(format_held_out(held_out, (BASE_ID, DIVA_ID)))
     return out
 
 

@@ -82,6 +82,17 @@ def summarise(reports: list[dict[str, Any]]) -> str:
                 after = _stat([p["feedback_ceiling"][pattern]["after"] for p in probes])
                 ceiling = f"{before} -> {after}"
             lines.append(f"| {pattern} | {sens} | {aligned} | {cos:.3f} | {ceiling} |")
+    held = [r.get("held_out") for r in reports]
+    if all(held):
+        gains = [d["gain"] for h in held for d in h["draws"]]
+        zs = [d["zeroshot_gain"] for h in held for d in h["draws"]]
+        draws = held[0]["protocol"]["test_seeds"]
+        lines += [
+            "",
+            f"**Held-out** (test draws {draws}, {held[0]['protocol']['pairs_per_pattern']} pairs per pattern, "
+            f"never tuned on), pooled over {len(draws)} draws x {len(reports)} seeds: "
+            f"MMVP gain {_stat(gains)} (min {min(gains):+.1f}), zero-shot gain {_stat(zs)}.",
+        ]
     cpu = [sum(r.get("stage_cpu_seconds", {}).values()) for r in reports]
     wall = [sum(r.get("stage_seconds", {}).values()) for r in reports]
     lines += [
