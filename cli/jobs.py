@@ -209,7 +209,9 @@ def status(
         if follow:
             _follow(client, job_id)
         else:
-            typer.echo(json.dumps(_check(client.get(f"/v1/jobs/{job_id}")), indent=2))
+            job = _check(client.get(f"/v1/jobs/{job_id}"))
+            typer.echo(json.dumps(job, indent=2))
+            _warn_fine_grained(job)
 
 
 @jobs_app.command("cancel")
@@ -248,6 +250,13 @@ def list_jobs(url: str = URL, api_key: Optional[str] = KEY) -> None:
         )
 
 
+def _warn_fine_grained(job: dict[str, Any]) -> None:
+    """The publish gate reads zero-shot; a fine-grained (MMVP) regression is a warning beside it."""
+    metrics = job.get("metrics") or {}
+    if metrics.get("mmvp_regressed"):
+        typer.secho(f"warning: fine-grained {metrics.get('fine_grained_reason')}", fg="yellow", err=True)
+
+
 def _follow(client: Any, job_id: str) -> None:
     """Render the job's server-sent events as a rich progress bar; exit 1 unless it succeeds."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -273,5 +282,6 @@ def _follow(client: Any, job_id: str) -> None:
                 )
     detail = job.get("result_model") or job.get("message") or job.get("error") or ""
     typer.echo(f"{job_id}\t{job.get('status')}\t{detail}")
+    _warn_fine_grained(job)
     if job.get("status") != "succeeded":
         raise typer.Exit(1)

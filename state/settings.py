@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     publish_gate_tolerance: float = Field(
         1.0, ge=0, description="Zero-shot top-1 points a job may lose and still be published."
     )
+    publish_mmvp_tolerance: float = Field(
+        2.0, ge=0, description="MMVP points a job may lose before its report and job flag a regression."
+    )
+    publish_block_on_mmvp_regression: bool = Field(
+        False, description="Keep a flagged job's model unpublished (unless the job asked publish: always)."
+    )
     publish_exports: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["onnx", "hf"],
         description="Formats written into a published model folder (onnx, hf); comma separated.",

@@ -56,7 +56,13 @@ def new_model_id(job: Job) -> str:
 
 def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Settings) -> Published:
     from trainer.backbones.factory import create_clip, manifest_for
-    from trainer.eval import evaluate_mmvp, evaluate_zeroshot, write_report, zero_shot_gate
+    from trainer.eval import (
+        evaluate_mmvp,
+        evaluate_zeroshot,
+        fine_grained_check,
+        write_report,
+        zero_shot_gate,
+    )
 
     device = _device(settings)
     bench = benchmark_dir(settings)
@@ -68,7 +74,9 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
     zs_base = evaluate_zeroshot(base_bundle, bench / "classify", device=device)
     zs_post = evaluate_zeroshot(post_bundle, bench / "classify", device=device)
     gate = zero_shot_gate(zs_base.top1, zs_post.top1, tolerance=settings.publish_gate_tolerance)
-    publish_it = gate.passed or job.publish == "always"
+    fine = fine_grained_check(mmvp_base.average, mmvp_post.average, tolerance=settings.publish_mmvp_tolerance)
+    blocked = fine.regressed and settings.publish_block_on_mmvp_regression
+    publish_it = (gate.passed and not blocked) or job.publish == "always"
 
     staging = settings.models_dir / f".staging-{model_id}-{uuid.uuid4().hex[:6]}"
     artifact = ModelArtifact(staging)
@@ -80,6 +88,7 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
         base_zeroshot=zs_base,
         post_zeroshot=zs_post,
         gate=gate,
+        fine_grained=fine,
         names=(job.base_model, model_id),
     )
     mmvp_post.save(artifact.report_dir)
@@ -90,6 +99,7 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
         "zeroshot_synthetic": {"top1": zs_post.top1, "top5": zs_post.top5},
         "zeroshot_synthetic_base": {"top1": zs_base.top1, "top5": zs_base.top5},
         "gate": {"passed": gate.passed, "reason": gate.reason, "tolerance": gate.tolerance},
+        "fine_grained": {"regressed": fine.regressed, "reason": fine.reason, "tolerance": fine.tolerance},
     }
     if exports:
         evals["exports"] = exports
@@ -120,19 +130,26 @@ def publish(job: Job, base: ModelArtifact, trained_dir: Path | str, settings: Se
         "zeroshot_top1": zs_post.top1,
         "gate_passed": gate.passed,
         "gate_reason": gate.reason,
+        "mmvp_regressed": fine.regressed,
+        "fine_grained_reason": fine.reason,
     }
+    warning = f"; warning: fine-grained {fine.reason}" if fine.regressed else ""
     if publish_it:
         final = settings.models_dir / model_id
         if final.exists():  # a rerun after a crash mid-publish: replace the earlier attempt
             shutil.rmtree(final)
         staging.rename(final)
-        note = "published" if gate.passed else f"published anyway (publish: always); gate {gate.reason}"
-        return Published(model_id, metrics, f"{note}; report at /v1/models/{model_id}")
+        note = "published" if gate.passed and not blocked else "published anyway (publish: always)"
+        if not gate.passed:
+            note += f"; gate {gate.reason}"
+        return Published(model_id, metrics, f"{note}; report at /v1/models/{model_id}{warning}")
     kept = settings.job_dir(job.id) / "unpublished"
     shutil.rmtree(kept, ignore_errors=True)
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(staging), kept)
-    return Published(None, metrics, f"not published: zero-shot gate {gate.reason}; kept at {kept}")
+    why = f"zero-shot gate {gate.reason}" if not gate.passed else f"fine-grained check {fine.reason}"
+    also = warning if not gate.passed else ""  # a blocked job's reason is the warning already
+    return Published(None, metrics, f"not published: {why}; kept at {kept}{also}")
 
 
 def _write_exports(bundle: Any, artifact: ModelArtifact, formats: list[str]) -> dict[str, str]:

@@ -148,3 +148,49 @@ def test_gate_failure_keeps_the_model_unpublished_unless_always(
     outcome = publish(store.get(forced), base, tmp_path / "weak", settings)
     assert outcome.model_id and "published anyway" in outcome.message
     assert ModelArtifact(settings.models_dir / outcome.model_id).read_manifest().published
+
+
+def test_mmvp_regression_is_flagged_and_blocks_when_asked(
+    lab: tuple[LabHome, Settings, JobStore], tmp_path: Path
+) -> None:
+    """Two random towers with different MMVP: the weaker one 'trained' from the stronger one."""
+    import torch
+
+    from trainer.artifacts import ModelArtifact, ModelManifest
+    from trainer.backbones.factory import create_clip, save_open_clip
+    from trainer.eval import evaluate_mmvp
+    from worker.publish import benchmark_dir, publish
+
+    home, settings, store = lab
+    settings = settings.model_copy(update={"publish_gate_tolerance": 100.0, "publish_mmvp_tolerance": 0.0})
+    bench = benchmark_dir(settings)
+    by_score: dict[float, object] = {}
+    for seed in range(20):
+        torch.manual_seed(100 + seed)
+        bundle = create_clip("diva-tiny-vit")
+        by_score.setdefault(evaluate_mmvp(bundle, bench).average, bundle)
+        if len(by_score) == 2:
+            break
+    assert len(by_score) == 2, "twenty random towers scored the same MMVP"
+    strong, weak = by_score[max(by_score)], by_score[min(by_score)]
+    base = ModelArtifact(settings.models_dir / "sharp-base")
+    save_open_clip(strong, base.open_clip_dir)  # type: ignore[arg-type]
+    base.write_manifest(
+        ModelManifest(
+            id="sharp-base", architecture="diva-tiny-vit", embed_dim=32, image_size=32,
+            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        )
+    )  # fmt: skip
+    save_open_clip(weak, tmp_path / "blurry")  # type: ignore[arg-type]
+
+    flagged = _create(store, home.dataset, {"base_model": "sharp-base"})
+    outcome = publish(store.get(flagged), base, tmp_path / "blurry", settings)
+    assert outcome.model_id and outcome.metrics["mmvp_regressed"] is True
+    assert "warning: fine-grained regressed" in outcome.message
+    report = (settings.models_dir / outcome.model_id / "report" / "summary.md").read_text()
+    assert "Fine-grained check: **REGRESSED**" in report
+
+    blocking = settings.model_copy(update={"publish_block_on_mmvp_regression": True})
+    held = _create(store, home.dataset, {"base_model": "sharp-base"})
+    outcome = publish(store.get(held), base, tmp_path / "blurry", blocking)
+    assert outcome.model_id is None and "not published: fine-grained check regressed" in outcome.message

@@ -32,6 +32,8 @@ _EXPORTS = {
     "evaluate_before_after": "trainer.eval.publish",
     "BeforeAfter": "trainer.eval.publish",
     "zero_shot_gate": "trainer.eval.gate",
+    "fine_grained_check": "trainer.eval.gate",
+    "FineGrainedCheck": "trainer.eval.gate",
     "GateDecision": "trainer.eval.gate",
     "resolve_model": "trainer.eval.models",
     "load_model": "trainer.eval.models",

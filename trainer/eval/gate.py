@@ -1,6 +1,9 @@
 """The publish gate: a post-trained encoder ships only if it kept its zero-shot ability.
 
-Pure arithmetic on two numbers, importable without torch (the worker calls it after evaluation).
+And the fine-grained check beside it: post-training exists to raise MMVP, so a job whose MMVP
+fell below its base by more than a tolerance is flagged (in its report and its job), and blocked
+when the site asks for it. Pure arithmetic on two numbers, importable without torch (the worker
+calls both after evaluation).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 DEFAULT_TOLERANCE = 1.0
+DEFAULT_MMVP_TOLERANCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,32 @@ def zero_shot_gate(base_top1: float, post_top1: float, tolerance: float = DEFAUL
         float(post_top1),
         float(tolerance),
     )
+
+
+@dataclass(frozen=True)
+class FineGrainedCheck:
+    regressed: bool
+    reason: str
+    base_mmvp: float
+    post_mmvp: float
+    tolerance: float
+
+
+def fine_grained_check(
+    base_mmvp: float, post_mmvp: float, tolerance: float = DEFAULT_MMVP_TOLERANCE
+) -> FineGrainedCheck:
+    """Flag a post-trained encoder whose MMVP average fell more than ``tolerance`` points."""
+    for name, value in (("base_mmvp", base_mmvp), ("post_mmvp", post_mmvp)):
+        if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 <= value <= 100.0:
+            raise ValueError(f"{name} must be an MMVP average in points (0..100), got {value!r}")
+    if not isinstance(tolerance, (int, float)) or math.isnan(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a non-negative number of points, got {tolerance!r}")
+    change = post_mmvp - base_mmvp
+    numbers = f"MMVP {base_mmvp:.1f} -> {post_mmvp:.1f} ({change:+.1f} points, tolerance {tolerance:g})"
+    regressed = -change > tolerance + 1e-9
+    reason = (
+        f"regressed: {numbers}; the encoder sees fine detail worse than its base"
+        if regressed
+        else f"held: {numbers}"
+    )
+    return FineGrainedCheck(regressed, reason, float(base_mmvp), float(post_mmvp), float(tolerance))

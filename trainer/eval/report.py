@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainer.eval.gate import GateDecision
+from trainer.eval.gate import FineGrainedCheck, GateDecision
 from trainer.eval.mmvp import MMVPResult
 from trainer.eval.zeroshot import ZeroShotResult
 
@@ -29,6 +29,7 @@ def write_report(
     base_zeroshot: ZeroShotResult | None = None,
     post_zeroshot: ZeroShotResult | None = None,
     gate: GateDecision | None = None,
+    fine_grained: FineGrainedCheck | None = None,
     names: tuple[str, str] = ("base", "post-trained"),
 ) -> Path:
     """Write the report files into ``out_dir`` and return the path of ``report.json``.
@@ -56,6 +57,12 @@ def write_report(
             }
     if gate is not None:
         report["gate"] = {"passed": gate.passed, "reason": gate.reason, "tolerance": gate.tolerance}
+    if fine_grained is not None:
+        report["fine_grained"] = {
+            "regressed": fine_grained.regressed,
+            "reason": fine_grained.reason,
+            "tolerance": fine_grained.tolerance,
+        }
 
     report["files"]["mmvp_chart"] = _mmvp_chart(out_dir / MMVP_CHART, base, post, names).name
     if base_zeroshot is not None or post_zeroshot is not None:
@@ -187,6 +194,10 @@ def _summary(
     if "gate" in report:
         gate = report["gate"]
         lines += ["", f"Publish gate: **{'PASSED' if gate['passed'] else 'FAILED'}** - {gate['reason']}"]
+    if "fine_grained" in report:
+        check = report["fine_grained"]
+        verdict = "REGRESSED" if check["regressed"] else "held"
+        lines += ["", f"Fine-grained check: **{verdict}** - {check['reason']}"]
     lines += ["", f"![MMVP-VLM per pattern]({MMVP_CHART})"]
     if "zeroshot_chart" in report["files"]:
         lines.append(f"![Zero-shot]({ZEROSHOT_CHART})")

@@ -86,10 +86,10 @@ def summarise(reports: list[dict[str, Any]]) -> str:
     if all(held):
         gains = [d["gain"] for h in held for d in h["draws"]]
         zs = [d["zeroshot_gain"] for h in held for d in h["draws"]]
-        draws = held[0]["protocol"]["test_seeds"]
+        draws, pairs = held[0]["protocol"]["test_seeds"], held[0]["protocol"]["pairs_per_pattern"]
         lines += [
             "",
-            f"**Held-out** (test draws {draws}, {held[0]['protocol']['pairs_per_pattern']} pairs per pattern, "
+            f"**Held-out** (test draws {draws}, {pairs} pairs per pattern, "
             f"never tuned on), pooled over {len(draws)} draws x {len(reports)} seeds: "
             f"MMVP gain {_stat(gains)} (min {min(gains):+.1f}), zero-shot gain {_stat(zs)}.",
         ]

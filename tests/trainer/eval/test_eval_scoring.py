@@ -109,3 +109,17 @@ def test_every_exported_name_resolves():
         assert getattr(trainer.eval, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         trainer.eval.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("base", "post", "regressed"), [(60.0, 58.0, False), (60.0, 57.9, True), (50.0, 70.0, False)]
+)
+def test_fine_grained_check_flags_an_mmvp_drop_past_the_tolerance(base, post, regressed):
+    from trainer.eval import fine_grained_check
+
+    check = fine_grained_check(base, post, tolerance=2.0)
+    assert check.regressed is regressed
+    assert check.reason.startswith("regressed" if regressed else "held")
+    assert f"MMVP {base:.1f} -> {post:.1f}" in check.reason
+    with pytest.raises(ValueError):
+        fine_grained_check(base, float("nan"))
