@@ -5,6 +5,8 @@
         vectors = diva.embed_texts(["a red cube"])          # numpy [N, D], unit length
         vectors = diva.embed_images(["cat.jpg", png_bytes])  # paths or bytes
         ranked = diva.classify(["cat.jpg"], ["cat", "dog"])  # [[("cat", 0.93), ("dog", 0.07)]]
+        head = diva.fit_head({"up": ["u1.png", "u2.png"], "down": ["d1.png", "d2.png"]}, name="arrows")
+        ranked = diva.classify(["new.png"], head=head["id"])  # the head's labels, few-shot
 
 Errors come back as :class:`DivaApiError` carrying the server's status, type and message.
 Defaults for the URL and key: ``DIVA_URL`` and ``DIVA_API_KEY``.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -21,6 +24,7 @@ import httpx
 import numpy as np
 
 ImageSource = Union[str, Path, bytes]
+Examples = Union[Mapping[str, Sequence[ImageSource]], Sequence[tuple[ImageSource, str]]]
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -53,11 +57,26 @@ def _ranked(payload: dict[str, Any]) -> list[list[tuple[str, float]]]:
     return [[(item["label"], item["score"]) for item in row["labels"]] for row in payload["data"]]
 
 
-def _classify_body(images, labels, templates, top_k, model) -> dict[str, Any]:
-    body: dict[str, Any] = {"images": [_image_b64(i) for i in images], "labels": list(labels)}
-    for key, value in (("templates", templates), ("top_k", top_k), ("model", model)):
+def _classify_body(images, labels, templates, top_k, model, head=None) -> dict[str, Any]:
+    body: dict[str, Any] = {"images": [_image_b64(i) for i in images]}
+    for key, value in (("labels", labels), ("templates", templates), ("top_k", top_k), ("model", model)):
         if value is not None:
-            body[key] = list(value) if key == "templates" else value
+            body[key] = list(value) if key in ("labels", "templates") else value
+    if head is not None:
+        body["head"] = head
+    return body
+
+
+def _fit_head_body(examples: Examples | None, name: str, **fields: Any) -> dict[str, Any]:
+    """``examples`` as {label: [images]} or [(image, label)]; ``fields`` left out when None."""
+    body: dict[str, Any] = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
+    if examples is not None:
+        pairs = (
+            [(image, label) for label, images in examples.items() for image in images]
+            if isinstance(examples, Mapping)
+            else list(examples)
+        )
+        body["examples"] = [{"image": _image_b64(image), "label": label} for image, label in pairs]
     return body
 
 
@@ -68,7 +87,7 @@ def _raise_for_error(response: httpx.Response) -> dict[str, Any]:
             raise DivaApiError(response.status_code, error["type"], error["message"])
         except (ValueError, KeyError, TypeError):
             raise DivaApiError(response.status_code, "http_error", response.text[:500]) from None
-    return response.json()
+    return response.json() if response.content else {}
 
 
 def _client_args(url: str | None, api_key: str | None, timeout: float) -> dict[str, Any]:
@@ -124,14 +143,49 @@ class DivaClient:
     def classify(
         self,
         images: list[ImageSource],
-        labels: list[str],
+        labels: list[str] | None = None,
         templates: list[str] | None = None,
         top_k: int | None = None,
         model: str | None = None,
+        head: str | None = None,
     ) -> list[list[tuple[str, float]]]:
-        """Per image, (label, probability) pairs, best first."""
-        body = _classify_body(images, labels, templates, top_k, model)
+        """Per image, (label, probability) pairs, best first; with ``head``, its labels by default."""
+        body = _classify_body(images, labels, templates, top_k, model, head)
         return _ranked(self.request("POST", "/v1/classify", json=body))
+
+    def fit_head(
+        self,
+        examples: Examples | None = None,
+        *,
+        name: str,
+        model: str | None = None,
+        kind: str | None = None,
+        dataset: str | None = None,
+        shots: int | None = None,
+        text_weight: float | None = None,
+        templates: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Fit a few-shot head from ``{label: [images]}``, ``[(image, label)]`` or an uploaded ``dataset``."""
+        body = _fit_head_body(
+            examples,
+            name,
+            model=model,
+            kind=kind,
+            dataset=dataset,
+            shots=shots,
+            text_weight=text_weight,
+            templates=templates,
+        )
+        return self.request("POST", "/v1/heads", json=body)
+
+    def heads(self, model: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/heads", params={"model": model} if model else None)["data"]
+
+    def head(self, head_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/heads/{head_id}")
+
+    def delete_head(self, head_id: str) -> None:
+        self.request("DELETE", f"/v1/heads/{head_id}")
 
 
 class AsyncDivaClient:
@@ -172,10 +226,21 @@ class AsyncDivaClient:
     async def classify(
         self,
         images: list[ImageSource],
-        labels: list[str],
+        labels: list[str] | None = None,
         templates: list[str] | None = None,
         top_k: int | None = None,
         model: str | None = None,
+        head: str | None = None,
     ) -> list[list[tuple[str, float]]]:
-        body = _classify_body(images, labels, templates, top_k, model)
+        body = _classify_body(images, labels, templates, top_k, model, head)
         return _ranked(await self.request("POST", "/v1/classify", json=body))
+
+    async def fit_head(self, examples: Examples | None = None, *, name: str, **fields: Any) -> dict[str, Any]:
+        return await self.request("POST", "/v1/heads", json=_fit_head_body(examples, name, **fields))
+
+    async def heads(self, model: str | None = None) -> list[dict[str, Any]]:
+        params = {"model": model} if model else None
+        return (await self.request("GET", "/v1/heads", params=params))["data"]
+
+    async def delete_head(self, head_id: str) -> None:
+        await self.request("DELETE", f"/v1/heads/{head_id}")

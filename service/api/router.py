@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import admin, classify, datasets, embeddings, exports, health, jobs, models
+from service.api.routes import admin, classify, datasets, embeddings, exports, heads, health, jobs, models
 from service.schemas.errors import error_responses
 
 COMMON_ERRORS = error_responses(400, 401, 403, 413, 422)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
-for resource in (models, embeddings, classify, datasets, jobs, exports, admin):
+for resource in (models, embeddings, classify, datasets, jobs, exports, admin, heads):
     api_router.include_router(resource.router, responses=COMMON_ERRORS)

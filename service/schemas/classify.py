@@ -1,8 +1,8 @@
-"""``/v1/classify``: zero-shot labels for images, best first."""
+"""``/v1/classify``: zero-shot labels for images (or a few-shot head's), best first."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 
@@ -24,7 +24,10 @@ class ClassifyRequest(BaseModel):
     )
 
     images: list[str] = Field(min_length=1, description="base64 or data URIs")
-    labels: list[str] = Field(min_length=1, description="Candidate labels (distinct).")
+    labels: list[str] | None = Field(
+        None, min_length=1, description="Candidate labels (distinct); with a head, a subset of its labels."
+    )
+    head: str | None = Field(None, description="A few-shot head (POST /v1/heads) to classify with.")
     templates: list[str] | None = Field(
         None, description="Prompt templates with '{}' where the label goes; default 'a photo of a {}.'"
     )
@@ -34,7 +37,9 @@ class ClassifyRequest(BaseModel):
 
     @field_validator("labels")
     @classmethod
-    def _labels(cls, labels: list[str]) -> list[str]:
+    def _labels(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is None:
+            return None
         if any(not label.strip() for label in labels):
             raise ValueError("labels must be non-empty strings")
         if len(set(labels)) != len(labels):
@@ -52,6 +57,12 @@ class ClassifyRequest(BaseModel):
             if template.count("{}") != 1:
                 raise ValueError(f"template {template!r} must contain '{{}}' exactly once")
         return templates
+
+    @model_validator(mode="after")
+    def _labels_or_head(self) -> ClassifyRequest:
+        if self.labels is None and self.head is None:
+            raise ValueError("give 'labels' (zero-shot) or a 'head'")
+        return self
 
 
 class LabelScore(BaseModel):
