@@ -77,7 +77,7 @@ def build(
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),  # stages take minutes, 2.4x longer on some 2-core CPUs (docs/lab.md)
+        TimeRemainingColumn(),  # stages take minutes, 2.4x longer on some 2-core CPUs (docs/lab-log.md)
         console=console,
     ) as bars:
         tasks = {stage: bars.add_task(stage, total=1, note="", start=False) for stage in STAGES}
@@ -117,7 +117,7 @@ def build(
 
 @lab_app.command("summary")
 def summary(folders: list[Path] = typer.Argument(..., help="Build folders (--out of each seed).")) -> None:
-    """Mean and spread over seeds of every lab score, as Markdown (what docs/lab.md reports)."""
+    """Mean and spread over seeds of every lab score, as Markdown (what docs/lab-log.md reports)."""
     from trainer.lab.summary import load_reports, summarise
 
     try:
@@ -135,6 +135,7 @@ def heldout(
     ),
     pairs: int = typer.Option(0, min=0, help="Pairs per pattern; 0 = the protocol's (120)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    chart: Optional[Path] = typer.Option(None, help="Also write a per-pattern PNG chart here."),
 ) -> None:
     """Score MODEL against BASE on the held-out test draws (never used for tuning): mean ± std."""
     from state.catalog import ModelNotFound, find_model
@@ -145,6 +146,7 @@ def heldout(
         compare_held_out,
         evaluate_held_out,
         format_held_out,
+        plot_held_out,
     )
 
     settings = get_settings()
@@ -158,6 +160,8 @@ def heldout(
         bundle = create_clip(str(artifact.open_clip_dir))
         results.append(evaluate_held_out(bundle, folder, pairs_per_pattern=pairs or TEST_PAIRS_PER_PATTERN))
     comparison = compare_held_out(*results)
+    if chart is not None:
+        plot_held_out(results[0], results[1], chart, (base, model))
     typer.echo(
         json.dumps(comparison, indent=2) if as_json else format_held_out(comparison, (base, model)), nl=False
     )

@@ -64,7 +64,7 @@ def write_report(
             "tolerance": fine_grained.tolerance,
         }
 
-    report["files"]["mmvp_chart"] = _mmvp_chart(out_dir / MMVP_CHART, base, post, names).name
+    report["files"]["mmvp_chart"] = mmvp_chart(out_dir / MMVP_CHART, base, post, names).name
     if base_zeroshot is not None or post_zeroshot is not None:
         report["files"]["zeroshot_chart"] = _zeroshot_chart(
             out_dir / ZEROSHOT_CHART, base_zeroshot, post_zeroshot, names
@@ -96,7 +96,8 @@ def _pyplot():
     return plt
 
 
-def _mmvp_chart(path: Path, base: MMVPResult | None, post: MMVPResult, names: tuple[str, str]) -> Path:
+def mmvp_chart(path: Path, base: MMVPResult | None, post: MMVPResult, names: tuple[str, str]) -> Path:
+    """Grouped bars per visual pattern and the average (the chart in every model's report)."""
     import numpy as np
 
     plt = _pyplot()

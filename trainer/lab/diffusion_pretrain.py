@@ -50,7 +50,7 @@ class DiffusionPretrainConfig(BaseModel):
         description="The UNet's side in pixels. 24 px costs 0.56x the passes of 32 px "
         "(bench/lab_sd.py), and the time it frees pays for 1,800 pretraining steps and two "
         "timestep draws in post-training, which taught more than 32 px did on three seeds "
-        "(docs/lab.md, ninth session).",
+        "(docs/lab-log.md, ninth session).",
     )
     space_to_depth: int = Field(
         1,
@@ -87,7 +87,7 @@ class DiffusionPretrainConfig(BaseModel):
         "on one, state pairs fell below the base in every run, as the feedback moved hollow objects' "
         "embeddings towards every statement). The likely reason: an image's embedding is never a "
         "caption's, and prompt-only captions teach lab-sd what a condition that does not state a "
-        "property means (docs/lab.md, seventh session).",
+        "property means (docs/lab-log.md, seventh session).",
     )
     film_condition: bool = Field(
         False,

@@ -39,7 +39,7 @@ STAGES = (
 # Other post-trainings of the same base, scored on the same benchmark (``diva lab build --compare``):
 # DIVA's own condition (CLS + every patch token through a new random Linear, the MetaCLIP/DFN
 # recipe, full tower, SGD, plain epsilon MSE). Off by default: with it the two-thread build took
-# 15.5 minutes, over the 15-minute target (docs/lab.md).
+# 15.5 minutes, over the 15-minute target (docs/lab-log.md).
 COMPARISON_VARIANTS: dict[str, dict[str, Any]] = {
     "diva-condition": {
         "condition": {"kind": "cls_plus_all", "combine": "mean"},
@@ -89,7 +89,7 @@ class LabBuildConfig(BaseModel):
         ge=0,
         description="SGD steps of the feedback-ceiling probe; 0 = off (``--ceiling`` sets "
         f"{CEILING_STEPS}). It is most of the probes' cost: 179 of 208 s with two threads on an AVX2 "
-        "2-core machine (docs/lab.md).",
+        "2-core machine (docs/lab-log.md).",
     )
 
     @classmethod
@@ -150,7 +150,7 @@ class Stopwatch:
 
 def machine_info() -> dict[str, Any]:
     """What the stage times were measured on: the same build took 2.4x longer per stage on one
-    2-core machine than on another (docs/lab.md), so a time without its machine says little."""
+    2-core machine than on another (docs/lab-log.md), so a time without its machine says little."""
     import os
     import platform
 

@@ -146,3 +146,18 @@ def format_held_out(comparison: dict[str, Any], names: tuple[str, str] = ("base"
         f"| {g['mean']:+.1f} ± {g['std']:.1f} (min {g['min']:+.1f}) | {z['mean']:+.2f} ± {z['std']:.2f} |"
     )
     return "\n".join(lines) + "\n"
+
+
+def plot_held_out(base: HeldOut, post: HeldOut, path: Path | str, names: tuple[str, str]) -> Path:
+    """Per-pattern bars of both models, each averaged over the test draws (docs/lab.md's chart)."""
+    from trainer.eval import MMVPResult
+    from trainer.eval.report import mmvp_chart
+
+    def mean_result(held: HeldOut) -> MMVPResult:
+        patterns = list(held.scores[0].mmvp.patterns)
+        means = {p: float(np.mean([s.mmvp.patterns[p] for s in held.scores])) for p in patterns}
+        return MMVPResult(average=float(held.mmvp.mean()), patterns=means, pairs=[])
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return mmvp_chart(path, mean_result(base), mean_result(post), names)
