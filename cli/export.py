@@ -65,6 +65,9 @@ def export(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {format} export of {model} to {written}")
+    heads = _export_heads(model, out)
+    if heads:
+        typer.echo(f"wrote {len(heads)} few-shot head(s) to {out / 'heads'}")
     if format == "triton" and install_into is not None:
         from trainer.export.triton import install_into_repository
 
@@ -92,6 +95,16 @@ def _run(model: str, fmt: str, out: Path, options: dict[str, object]) -> tuple[P
     # the artefact's own folder keeps tokenizer files and names the Triton models by id
     written = export_model(target if isinstance(target, ModelArtifact) else bundle, fmt, out, **options)
     return written, bundle
+
+
+def _export_heads(model: str, out: Path) -> list[Path]:
+    """The model's few-shot heads (every owner's: the CLI runs on the host) beside its towers."""
+    from state.heads import HeadStore
+    from state.settings import get_settings
+    from trainer.export.heads import export_heads
+
+    store = HeadStore(get_settings().heads_dir)
+    return export_heads({r.id: store.folder(r.id) for r in store.list(model=model)}, out)
 
 
 def _verify(bundle: object, written: Path, fmt: str, fp16: bool) -> None:

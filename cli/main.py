@@ -9,6 +9,7 @@ import typer
 
 from cli import eval as eval_cli
 from cli import export as export_cli
+from cli import heads as heads_cli
 from cli import jobs as jobs_cli
 from cli import lab as lab_cli
 from cli import retention as retention_cli
@@ -31,7 +32,7 @@ def version() -> None:
     typer.echo(_version("diva-serve"))
 
 
-for module in (train_cli, eval_cli, lab_cli, serve_cli, jobs_cli, export_cli, retention_cli):
+for module in (train_cli, eval_cli, lab_cli, serve_cli, jobs_cli, export_cli, retention_cli, heads_cli):
     module.register(app)
 
 

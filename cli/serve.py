@@ -78,18 +78,21 @@ def embed(
 
 def classify(
     images: list[Path] = typer.Argument(..., help="Image files."),
-    label: list[str] = typer.Option(..., "--label", "-l", help="Candidate label (repeatable)."),
+    label: list[str] = typer.Option([], "--label", "-l", help="Candidate label (repeatable)."),
     template: list[str] = typer.Option([], "--template", "-t", help="Prompt template with '{}'."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Labels shown per image."),
     model: Optional[str] = MODEL,
+    head: Optional[str] = typer.Option(None, "--head", help="A few-shot head id (diva heads fit)."),
     url: str = URL,
     api_key: Optional[str] = KEY,
 ) -> None:
-    """Zero-shot labels for each image, best first."""
+    """Zero-shot labels for each image, best first (or a few-shot head's, with --head)."""
     from service.client import DivaClient
 
+    if not label and head is None:
+        raise typer.BadParameter("give --label (zero-shot) or --head")
     with DivaClient(url, api_key) as client:
-        ranked = _call(client.classify, list(images), label, template or None, top_k, model)
+        ranked = _call(client.classify, list(images), label or None, template or None, top_k, model, head)
     for path, labels in zip(images, ranked):
         typer.echo(f"{path}: " + ", ".join(f"{name} {score:.3f}" for name, score in labels))
 
