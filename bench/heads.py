@@ -118,7 +118,7 @@ def run_seed(bundle, task: str, seed: int, test_per_class: int) -> dict[str, lis
     f_support, f_test = encode_images(bundle, support), encode_images(bundle, test)
     text = encode_labels(bundle, list(TASKS[task][0].values()))
     truth = np.array([names.index(label) for label in test_labels])
-    scale = float(bundle.model.logit_scale.exp())
+    scale = float(bundle.model.logit_scale.detach().exp())
     out: dict[str, list[float]] = {"zero-shot": [float(((f_test @ text.T).argmax(1) == truth).mean())]}
     for kind in KINDS:
         out[kind] = []
