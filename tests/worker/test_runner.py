@@ -104,37 +104,16 @@ def test_gate_failure_keeps_the_model_unpublished_unless_always(
 ) -> None:
     """Two random towers with different zero-shot scores: the weaker one 'trained' from the
     stronger one must fail a zero-tolerance gate."""
-    import torch
-
-    from trainer.artifacts import ModelArtifact, ModelManifest
-    from trainer.backbones.factory import create_clip, save_open_clip
+    from trainer.artifacts import ModelArtifact
+    from trainer.backbones.factory import save_open_clip
     from trainer.eval import evaluate_zeroshot
     from worker.publish import benchmark_dir, publish
 
     home, settings, store = lab
     settings = settings.model_copy(update={"publish_gate_tolerance": 0.0})
     bench = benchmark_dir(settings)
-    by_score: dict[float, object] = {}
-    for seed in range(10):
-        torch.manual_seed(seed)
-        bundle = create_clip("diva-tiny-vit")
-        by_score.setdefault(evaluate_zeroshot(bundle, bench / "classify").top1, bundle)
-        if len(by_score) == 2:
-            break
-    assert len(by_score) == 2, "ten random towers scored the same"
-    strong, weak = by_score[max(by_score)], by_score[min(by_score)]
-    base = ModelArtifact(settings.models_dir / "strong-base")
-    save_open_clip(strong, base.open_clip_dir)  # type: ignore[arg-type]
-    base.write_manifest(
-        ModelManifest(
-            id="strong-base",
-            architecture="diva-tiny-vit",
-            embed_dim=32,
-            image_size=32,
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
-        )
-    )
+    strong, weak = _stronger_and_weaker(lambda b: evaluate_zeroshot(b, bench / "classify").top1, range(10))
+    base = _write_base(settings, "strong-base", strong)
     save_open_clip(weak, tmp_path / "weak")  # type: ignore[arg-type]
 
     gated = _create(store, home.dataset, {"base_model": "strong-base"})
@@ -154,33 +133,15 @@ def test_mmvp_regression_is_flagged_and_blocks_when_asked(
     lab: tuple[LabHome, Settings, JobStore], tmp_path: Path
 ) -> None:
     """Two random towers with different MMVP: the weaker one 'trained' from the stronger one."""
-    import torch
-
-    from trainer.artifacts import ModelArtifact, ModelManifest
-    from trainer.backbones.factory import create_clip, save_open_clip
+    from trainer.backbones.factory import save_open_clip
     from trainer.eval import evaluate_mmvp
     from worker.publish import benchmark_dir, publish
 
     home, settings, store = lab
     settings = settings.model_copy(update={"publish_gate_tolerance": 100.0, "publish_mmvp_tolerance": 0.0})
     bench = benchmark_dir(settings)
-    by_score: dict[float, object] = {}
-    for seed in range(20):
-        torch.manual_seed(100 + seed)
-        bundle = create_clip("diva-tiny-vit")
-        by_score.setdefault(evaluate_mmvp(bundle, bench).average, bundle)
-        if len(by_score) == 2:
-            break
-    assert len(by_score) == 2, "twenty random towers scored the same MMVP"
-    strong, weak = by_score[max(by_score)], by_score[min(by_score)]
-    base = ModelArtifact(settings.models_dir / "sharp-base")
-    save_open_clip(strong, base.open_clip_dir)  # type: ignore[arg-type]
-    base.write_manifest(
-        ModelManifest(
-            id="sharp-base", architecture="diva-tiny-vit", embed_dim=32, image_size=32,
-            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-        )
-    )  # fmt: skip
+    strong, weak = _stronger_and_weaker(lambda b: evaluate_mmvp(b, bench).average, range(100, 120))
+    base = _write_base(settings, "sharp-base", strong)
     save_open_clip(weak, tmp_path / "blurry")  # type: ignore[arg-type]
 
     flagged = _create(store, home.dataset, {"base_model": "sharp-base"})
@@ -194,3 +155,35 @@ def test_mmvp_regression_is_flagged_and_blocks_when_asked(
     held = _create(store, home.dataset, {"base_model": "sharp-base"})
     outcome = publish(store.get(held), base, tmp_path / "blurry", blocking)
     assert outcome.model_id is None and "not published: fine-grained check regressed" in outcome.message
+
+
+def _stronger_and_weaker(score, seeds: range) -> tuple[object, object]:
+    """Two random tiny towers that ``score`` tells apart: (higher-scoring, lower-scoring)."""
+    import torch
+
+    from trainer.backbones.factory import create_clip
+
+    by_score: dict[float, object] = {}
+    for seed in seeds:
+        torch.manual_seed(seed)
+        bundle = create_clip("diva-tiny-vit")
+        by_score.setdefault(score(bundle), bundle)
+        if len(by_score) == 2:
+            return by_score[max(by_score)], by_score[min(by_score)]
+    raise AssertionError(f"{len(seeds)} random towers scored the same")
+
+
+def _write_base(settings: Settings, model_id: str, bundle: object):
+    """``bundle`` as a registry model folder (what a job's base looks like); its artifact."""
+    from trainer.artifacts import ModelArtifact, ModelManifest
+    from trainer.backbones.factory import save_open_clip
+
+    base = ModelArtifact(settings.models_dir / model_id)
+    save_open_clip(bundle, base.open_clip_dir)  # type: ignore[arg-type]
+    base.write_manifest(
+        ModelManifest(
+            id=model_id, architecture="diva-tiny-vit", embed_dim=32, image_size=32,
+            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        )
+    )  # fmt: skip
+    return base
