@@ -60,7 +60,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- serving (owner: service) -----------------------------------------------------------
-    runtime: str = Field("torch", description="Default inference runtime: 'torch', 'onnx' or 'triton'.")
+    runtime: str = Field(
+        "auto",
+        description="Default inference runtime: 'auto' (ONNX Runtime on CPU where the model has an "
+        "ONNX export, else PyTorch), 'torch', 'onnx' or 'triton'.",
+    )
     precision: str = Field("auto", description="'auto' (fp32 on CPU, bf16 on GPU), 'fp32', 'bf16', 'fp16'.")
     max_request_bytes: int = Field(64 << 20, description="Largest request body accepted (413 above).")
     max_image_bytes: int = Field(16 << 20, description="Largest encoded image accepted.")

@@ -1,12 +1,17 @@
 """Dynamic batching: many small requests become few large forward passes.
 
 One :class:`Batcher` per (model, runtime, modality). Requests put their items in a bounded
-queue and await one future per item; a single task drains the queue, waiting up to
-``max_wait_s`` for a batch to fill to ``max_batch``, and runs the forward pass in the model's
-inference thread, so the event loop stays free. While one batch runs, the next one gathers
-(the queue fills during the forward pass), which is where the speed-up under load comes from.
-A full queue raises :class:`QueueFull` (HTTP 429 with Retry-After). The task exits when the
-queue is empty, so an evicted model leaves nothing running.
+queue and await one future per item; a single task drains the queue and runs each forward pass
+in the model's inference thread, so the event loop stays free. While one batch runs, the next
+one gathers (the queue fills during the forward pass), which is where the speed-up under load
+comes from. A full queue raises :class:`QueueFull` (HTTP 429 with Retry-After). The task exits
+when the queue is empty, so an evicted model leaves nothing running.
+
+When to close a batch: at ``max_batch`` items, or once the event loop goes quiet (a turn of the
+loop in which no item arrived: every request already read off the sockets is in the queue), and
+never later than ``max_wait_s`` after the drain started gathering. A fixed wait for a full batch
+(the first design) cost every batch the whole wait whenever fewer than ``max_batch`` clients
+were in flight: 5 ms on a 3 ms forward pass at concurrency 16, and 5 ms on each lone request.
 """
 
 from __future__ import annotations
@@ -61,7 +66,6 @@ class Batcher:
         self._on_batch = on_batch
         self._on_depth = on_depth
         self._queue: deque[tuple[Any, asyncio.Future[np.ndarray]]] = deque()
-        self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -76,16 +80,13 @@ class Batcher:
         if len(self._queue) + count > self.max_queue:
             raise QueueFull(f"the inference queue is full ({len(self._queue)} items waiting); retry shortly")
         loop = asyncio.get_running_loop()
-        if self._arrived is None:
-            self._arrived = asyncio.Event()
         futures = [loop.create_future() for _ in range(count)]
         self._queue.extend(zip(items, futures))
         self._report_depth()
-        self._arrived.set()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain())
-        try:
-            rows = await asyncio.gather(*futures)
+        try:  # one item, the common request: its future alone, without a gathering future
+            rows = [await futures[0]] if count == 1 else await asyncio.gather(*futures)
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -94,18 +95,9 @@ class Batcher:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        assert self._arrived is not None
         while self._queue:
-            deadline = loop.time() + self.max_wait_s
-            while len(self._queue) < self.max_batch:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
-                except asyncio.TimeoutError:
-                    break
+            if len(self._queue) < self.max_batch and self.max_wait_s > 0:
+                await self._gather(loop.time() + self.max_wait_s)
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             self._report_depth()
             batch = [(item, future) for item, future in batch if not future.done()]
@@ -125,6 +117,16 @@ class Batcher:
             for row, (_, future) in zip(out, batch):
                 if not future.done():
                     future.set_result(row)
+
+    async def _gather(self, deadline: float) -> None:
+        """Yield to the event loop while items keep arriving, until a batch is full or ``deadline``."""
+        loop = asyncio.get_running_loop()
+        while len(self._queue) < self.max_batch and loop.time() < deadline:
+            seen = len(self._queue)
+            # one turn of the loop: reads whatever the sockets hold and runs the handlers
+            await asyncio.sleep(0)
+            if len(self._queue) == seen:
+                return  # the loop is quiet: nothing more is on its way right now
 
     def _report_depth(self) -> None:
         if self._on_depth:

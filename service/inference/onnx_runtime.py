@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from service.inference.spec import RuntimeUnavailable
+from trainer.backbones.text_trim import trim_padding
 
 
 def _providers(device: str) -> list[str]:
@@ -62,12 +63,12 @@ class OnnxRuntime:
         )
 
     @classmethod
-    def load(cls, onnx_dir: Path, *, device: str = "cpu") -> OnnxRuntime:
+    def load(cls, onnx_dir: Path, *, device: str = "cpu", threads: int | None = None) -> OnnxRuntime:
         if not (Path(onnx_dir) / "preprocess.json").is_file():
             raise RuntimeUnavailable(
                 f"no ONNX export in {onnx_dir}: run `diva export MODEL --format onnx` first"
             )
-        return cls(Path(onnx_dir), device=device)
+        return cls(Path(onnx_dir), device=device, threads=threads)
 
     def _run(self, tower: str, array: np.ndarray) -> np.ndarray:
         session = self._sessions.get(tower)
@@ -79,6 +80,8 @@ class OnnxRuntime:
         return self._run("visual", np.ascontiguousarray(pixels, dtype=np.float32))
 
     def encode_texts(self, tokens: np.ndarray) -> np.ndarray:
+        if self.info.get("text_length") == "dynamic":  # the export takes a batch's used columns only
+            tokens = trim_padding(tokens, int(self.info.get("pad_id", 0)))
         return self._run("textual", np.ascontiguousarray(tokens, dtype=np.int64))
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ class ModelIO:
         from trainer.backbones.factory import eval_transform
 
         self._transform = eval_transform(self.preprocess_cfg)
+        self._pil_steps, self._mean, self._std = _numpy_tail(self._transform)
 
     @property
     def image_size(self) -> int:
@@ -39,7 +40,14 @@ class ModelIO:
 
     def pixels(self, image: Image.Image) -> np.ndarray:
         """One image -> float32 [3, H, W], resized, cropped and normalised as the model expects."""
-        return self._transform(image).numpy().astype(np.float32, copy=False)
+        if self._pil_steps is None:
+            return self._transform(image).numpy().astype(np.float32, copy=False)
+        for step in self._pil_steps:
+            image = step(image)
+        if not isinstance(image, Image.Image) or image.mode != "RGB":
+            return self._transform(image).numpy().astype(np.float32, copy=False)
+        scaled = np.asarray(image, dtype=np.float32) / np.float32(255)
+        return np.ascontiguousarray(((scaled - self._mean) / self._std).transpose(2, 0, 1))
 
     def tokens(self, texts: list[str]) -> np.ndarray:
         """Texts -> int64 [N, context_length] (truncated the way open_clip truncates)."""
@@ -49,6 +57,27 @@ class ModelIO:
     def count_tokens(self, tokens: np.ndarray) -> int:
         """Non-padding tokens: what the ``usage`` field of an embeddings response reports."""
         return int((tokens != 0).sum())
+
+
+def _numpy_tail(transform: Any) -> tuple[list[Any] | None, np.ndarray | None, np.ndarray | None]:
+    """Split open_clip's eval transform into its PIL steps and a ToTensor + Normalize tail done in
+    numpy: the same float32 operations (divide by 255, subtract the mean, divide by the std), so
+    the same bits, at about a third of the cost per image (the tail was half of preprocessing
+    under load). ``(None, None, None)`` for any other shape of transform: it then runs as it is.
+    """
+    from torchvision.transforms import Compose, Normalize, ToTensor
+
+    steps = list(getattr(transform, "transforms", [])) if isinstance(transform, Compose) else []
+    if len(steps) < 2 or not isinstance(steps[-1], Normalize):
+        return None, None, None
+    to_tensor = steps[-2]
+    if not (isinstance(to_tensor, ToTensor) or type(to_tensor).__name__ == "MaybeToTensor"):
+        return None, None, None
+    mean = np.asarray(steps[-1].mean, dtype=np.float32).reshape(-1)
+    std = np.asarray(steps[-1].std, dtype=np.float32).reshape(-1)
+    if mean.size != 3 or std.size != 3:
+        return None, None, None
+    return steps[:-2], mean, std
 
 
 def preprocess_from_config(config: dict[str, Any]) -> dict[str, Any]:

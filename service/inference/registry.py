@@ -9,12 +9,16 @@ Folders are re-read when an unknown id is asked for and a manifest's mtime is ch
 Runtimes are built by name through :data:`RUNTIME_FACTORIES` (``torch``, ``onnx``, and
 ``triton`` from the export area's ``triton_runtime``; more with :func:`register_runtime`).
 The chosen runtime is the request's ``runtime`` (query parameter or body field), else
-``DIVA_RUNTIME``; each (model, runtime) pair is loaded once. Nothing here imports torch until
-a model is loaded.
+``DIVA_RUNTIME``; each (model, runtime) pair is loaded once. ``auto`` (the default) is ONNX
+Runtime on CPU for a model whose folder holds an fp32 ONNX export of both towers, and PyTorch
+otherwise (GPUs, models without an export): ``bench/peers.py`` measured ONNX Runtime ahead on CPU
+(it runs a batch without holding the GIL, so the event loop keeps serving). Nothing here
+imports torch until a model is loaded.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.inference.spec import ModelSpec, RuntimeUnavailable
+from service.inference.spec import ModelSpec, RuntimeUnavailable, serving_cpu_threads
 from state import catalog
 from state.catalog import ModelNotFound
 from state.owners import SYSTEM, Viewer
@@ -60,7 +64,9 @@ def _onnx_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
 
     if spec.artifact is None:
         raise RuntimeUnavailable(f"model {spec.id!r} is not a registry folder, so it has no ONNX export")
-    return OnnxRuntime.load(spec.artifact.onnx_dir, device=settings.device)
+    return OnnxRuntime.load(
+        spec.artifact.onnx_dir, device=settings.device, threads=serving_cpu_threads(settings.torch_threads)
+    )
 
 
 def _triton_factory(spec: ModelSpec, settings: Settings) -> EncoderRuntime:
@@ -74,6 +80,36 @@ RUNTIME_FACTORIES: dict[str, RuntimeFactory] = {
     "onnx": _onnx_factory,
     "triton": _triton_factory,
 }
+
+
+AUTO_RUNTIME = "auto"
+
+
+def _cpu_device(device: str) -> bool:
+    """Whether ``DIVA_DEVICE`` means the CPU (``auto`` asks torch, once, whether a GPU is visible)."""
+    if device == "auto":
+        return not _cuda_visible()
+    return device == "cpu"
+
+
+@functools.cache
+def _cuda_visible() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _serves_onnx(onnx_dir: Path) -> bool:
+    """An fp32 export of both towers (fp16 graphs are slower than fp32 on CPU providers)."""
+    from trainer.export.onnx import read_preprocess
+
+    try:
+        info = read_preprocess(onnx_dir)
+    except (FileNotFoundError, ValueError):
+        return False
+    files = info.get("files", {})
+    present = all((onnx_dir / files.get(tower, "")).is_file() for tower in ("visual", "textual"))
+    return present and info.get("precision") == "fp32"
 
 
 def register_runtime(name: str, factory: RuntimeFactory) -> None:
@@ -143,6 +179,7 @@ class ModelRegistry:
         self._on_change = on_change
         self._lock = threading.RLock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._auto_choices: dict[tuple[str, Any], str] = {}
         self._specs: dict[str, ModelSpec] = {}
         self._loaded: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._configured = [parse_model_entry(e) for e in settings.models]
@@ -220,18 +257,31 @@ class ModelRegistry:
         return spec.artifact
 
     # --- what is loaded ----------------------------------------------------------------------
-    def runtime_name(self, requested: str | None) -> str:
+    def runtime_name(self, requested: str | None, spec: ModelSpec | None = None) -> str:
+        """The runtime a request gets: its own choice, else ``DIVA_RUNTIME``; ``auto`` resolved."""
         name = requested or self.settings.runtime
+        if name == AUTO_RUNTIME:
+            return self._auto_runtime(spec)
         if name not in RUNTIME_FACTORIES:
             raise RuntimeUnavailable(
-                f"unknown runtime {name!r}; available: {', '.join(sorted(RUNTIME_FACTORIES))}"
+                f"unknown runtime {name!r}; available: {AUTO_RUNTIME}, {', '.join(sorted(RUNTIME_FACTORIES))}"
             )
         return name
+
+    def _auto_runtime(self, spec: ModelSpec | None) -> str:
+        if spec is None or spec.artifact is None or not _cpu_device(self.settings.device):
+            return "torch"
+        key = (spec.id, spec.version)
+        choice = self._auto_choices.get(key)
+        if choice is None:
+            choice = "onnx" if _serves_onnx(spec.artifact.onnx_dir) else "torch"
+            self._auto_choices[key] = choice
+        return choice
 
     def get(self, model_id: str, runtime: str | None = None, viewer: Viewer = SYSTEM) -> LoadedModel:
         """The loaded model (loading it on first use; blocking: call from a worker thread)."""
         spec = self.spec(model_id, viewer)
-        name = self.runtime_name(runtime)
+        name = self.runtime_name(runtime, spec)
         key = (model_id, name)
         with self._lock:
             loaded = self._loaded.get(key)
@@ -316,7 +366,7 @@ def peek_loaded(
 ) -> LoadedModel | None:
     """The loaded model if it is already in memory and current; never loads (event-loop safe)."""
     spec = registry.spec(model_id, viewer)
-    key = (model_id, registry.runtime_name(runtime))
+    key = (model_id, registry.runtime_name(runtime, spec))
     with registry._lock:
         loaded = registry._loaded.get(key)
         if loaded is not None and loaded.spec.version == spec.version:

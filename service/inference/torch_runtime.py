@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from service.inference.preprocessing import ModelIO
+from service.inference.spec import serving_cpu_threads
 
 log = logging.getLogger("diva.torch_runtime")
 
@@ -21,17 +22,8 @@ def resolve_device(device: str) -> str:
 
 
 def configure_cpu_threads(threads: int) -> int:
-    """Set PyTorch's intra-op threads for a serving process; 0 = half the usable cores.
-
-    Why: by default PyTorch takes every core, and its OpenMP barriers then wait on threads the
-    OS has given to the event loop or the decoders. On a busy 2-core machine that made a small
-    ViT 10-100x slower than with one thread (measured: 0.4-4 vs 120 images/s at batch 1).
-    """
-    import os
-
-    if threads <= 0:
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = max(1, usable // 2)
+    """Set PyTorch's intra-op threads for a serving process (:func:`serving_cpu_threads`)."""
+    threads = serving_cpu_threads(threads)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
@@ -81,6 +73,18 @@ class TorchRuntime:
         self.graphed_images = None
         if cuda_graphs and self.device.type == "cuda":
             self.graphed_images = self._capture(max_batch)
+        self.trimmed_text = self._trimmed_text() if self.dtype == torch.float32 else None
+
+    def _trimmed_text(self) -> Any:
+        """The text tower on each batch's used positions (:mod:`trainer.backbones.text_trim`)."""
+        from trainer.backbones.text_trim import pad_id_of, trimmed_text
+
+        pad_id = pad_id_of(getattr(self.bundle, "model_cfg", {}))
+        try:
+            probe = torch.from_numpy(self.io.tokens(["a", "a red circle", "two small blue squares"]))
+        except Exception:  # a tokenizer that cannot take these texts: no probe, no trimming
+            return None
+        return trimmed_text(self.model, pad_id, probe.to(self.device))
 
     def _capture(self, max_batch: int) -> Any:
         """CUDA graphs of the image tower, or None (eager) when capture fails: slower, never down."""
@@ -140,10 +144,12 @@ class TorchRuntime:
     @torch.inference_mode()
     def encode_texts(self, tokens: np.ndarray) -> np.ndarray:
         ids = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).to(self.device)
-        return self.model.encode_text(ids).float().cpu().numpy()
+        encode = self.trimmed_text or self.model.encode_text
+        return encode(ids).float().cpu().numpy()
 
     def close(self) -> None:
         self.graphed_images = None
+        self.trimmed_text = None
         self.model = None  # type: ignore[assignment]
         self.bundle = None
         if self.device.type == "cuda":

@@ -25,7 +25,8 @@ def test_graph_names_shapes_and_dynamic_batch(fp32_dir: Path, tiny_bundle) -> No
     assert (image_in.name, image_in.type, image_out.name) == ("pixel_values", "tensor(float)", "image_embeds")
     assert (text_in.name, text_in.type, text_out.name) == ("input_ids", "tensor(int64)", "text_embeds")
     assert image_in.shape[1:] == [3, 32, 32] and isinstance(image_in.shape[0], str)
-    assert text_in.shape[1:] == [tiny_bundle.context_length] and isinstance(text_in.shape[0], str)
+    # the text length is dynamic too (up to the context length): callers may trim padding columns
+    assert isinstance(text_in.shape[0], str) and isinstance(text_in.shape[1], str)
     assert image_out.shape[1] == text_out.shape[1] == tiny_bundle.embed_dim
 
 

@@ -36,7 +36,7 @@ def test_unknown_ids_and_runtimes_are_clear_errors(tmp_path):
     registry = registry_for(tmp_path)
     with pytest.raises(ModelNotFound, match="available: model-a"):
         registry.get("model-z")
-    with pytest.raises(RuntimeUnavailable, match="available: onnx, torch, triton"):
+    with pytest.raises(RuntimeUnavailable, match="available: auto, onnx, torch, triton"):
         registry.get("model-a", "tensorrt")
     with pytest.raises(RuntimeUnavailable, match="no ONNX export"):
         registry.get("model-a", "onnx")

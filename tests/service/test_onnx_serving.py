@@ -71,3 +71,21 @@ def test_onnx_only_folder_preprocesses_from_the_export(onnx_home, tmp_path):
     with TestClient(create_app(Settings(home=onnx_home, default_model="x", runtime="onnx"))) as client:
         full = embeddings(client, None, {**body, "model": "tiny-onnx"})
     np.testing.assert_allclose(only, full, atol=1e-6)
+
+
+def test_auto_runtime_serves_exported_models_with_onnx_and_others_with_torch(onnx_home):
+    """``DIVA_RUNTIME=auto`` (the default): ONNX Runtime on CPU where a folder has an fp32 export
+    of both towers, PyTorch for the rest; either way the same embeddings."""
+    make_tiny_model(onnx_home / "models", "tiny-plain", seed=8)
+    body = {"input": ["a blue circle", {"image": b64(png_bytes(4))}], "normalize": False}
+    settings = Settings(home=onnx_home, default_model="tiny-onnx", device="cpu")
+    assert settings.runtime == "auto"
+    with TestClient(create_app(settings)) as client:
+        exported = embeddings(client, None, {**body, "model": "tiny-onnx"})
+        plain = embeddings(client, None, {**body, "model": "tiny-plain"})
+        assert client.get("/v1/models/tiny-onnx").json()["loaded_runtimes"] == ["onnx"]
+        assert client.get("/v1/models/tiny-plain").json()["loaded_runtimes"] == ["torch"]
+        np.testing.assert_allclose(
+            exported, embeddings(client, "torch", {**body, "model": "tiny-onnx"}), atol=1e-5
+        )
+        assert plain.shape == exported.shape

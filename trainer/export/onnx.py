@@ -4,8 +4,10 @@ Contract read by the service's ONNX Runtime runtime and by the Triton repository
 
 * ``visual.onnx``: input ``pixel_values`` float32 [N, 3, H, W] (already normalised), output
   ``image_embeds`` float32 [N, D];
-* ``textual.onnx``: input ``input_ids`` int64 [N, L] (L = context length, fixed), output
-  ``text_embeds`` float32 [N, D];
+* ``textual.onnx``: input ``input_ids`` int64 [N, L], output ``text_embeds`` float32 [N, D];
+  L is the context length, or, where ``preprocess.json`` says ``"text_length": "dynamic"`` (open_clip
+  CLIPs with a causal text tower, :mod:`trainer.backbones.text_trim`), any L up to it: a caller may
+  cut the columns that are padding in every row and get the same embeddings for less work;
 * outputs are the model's projected embeddings, **not** L2-normalised; the batch axis is dynamic.
 
 Why the dynamo exporter (``torch.onnx.export(dynamo=True)``): under ``torch.no_grad`` open_clip's
@@ -64,6 +66,8 @@ def export_onnx(
     """
     import torch
 
+    from trainer.backbones.text_trim import PrefixText, pad_id_of, supports_prefix
+
     unknown = set(towers) - {"visual", "textual"}
     if unknown or not towers:
         raise ValueError(f"towers must be a non-empty subset of ('visual', 'textual'), got {towers!r}")
@@ -73,6 +77,7 @@ def export_onnx(
     height, width = _image_hw(bundle)
     batch = torch.export.Dim("batch", min=1, max=4096)
     files: dict[str, str] = {}
+    text_length = "fixed"
     with torch.no_grad():
         if "visual" in towers:
             example = (torch.zeros(2, 3, height, width),)
@@ -81,36 +86,42 @@ def export_onnx(
                 example,
                 IMAGE_INPUT,
                 IMAGE_OUTPUT,
-                batch,
+                (batch,),
                 out / VISUAL_FILE,
                 opset,
             )
             files["visual"] = VISUAL_FILE
         if "textual" in towers:
-            example = (torch.zeros(2, bundle.context_length, dtype=torch.int64),)
+            prefix = supports_prefix(model, pad_id_of(bundle.model_cfg))
+            example = (_random_token_ids(bundle, 2, torch.Generator().manual_seed(0)),)
             _export_one(
-                _tower(model, "encode_text"),
+                PrefixText(model).eval() if prefix else _tower(model, "encode_text"),
                 example,
                 TEXT_INPUT,
                 TEXT_OUTPUT,
-                batch,
+                (batch, torch.export.Dim("length", min=1, max=bundle.context_length)) if prefix else (batch,),
                 out / TEXTUAL_FILE,
                 opset,
             )
             files["textual"] = TEXTUAL_FILE
+            text_length = "dynamic" if prefix else "fixed"
     if fp16:
         for name in files.values():
             _convert_fp16(out / name)
     (out / PREPROCESS_FILE).write_text(
-        json.dumps(describe(bundle, fp16=fp16, opset=opset, files=files), indent=2)
+        json.dumps(describe(bundle, fp16=fp16, opset=opset, files=files, text_length=text_length), indent=2)
     )
     return out
 
 
-def describe(bundle: ClipBundle, *, fp16: bool, opset: int, files: dict[str, str]) -> dict[str, Any]:
+def describe(
+    bundle: ClipBundle, *, fp16: bool, opset: int, files: dict[str, str], text_length: str = "fixed"
+) -> dict[str, Any]:
     """What a consumer needs besides the graphs: preprocessing, tokenizer, output semantics."""
     cfg = bundle.preprocess_cfg
     height, width = _image_hw(bundle)
+    from trainer.backbones.text_trim import pad_id_of
+
     logit_bias = getattr(bundle.model, "logit_bias", None)
     text_cfg = bundle.model_cfg.get("text_cfg", {})
     return {
@@ -133,6 +144,8 @@ def describe(bundle: ClipBundle, *, fp16: bool, opset: int, files: dict[str, str
         "resize_mode": cfg.get("resize_mode", "shortest"),
         "fill_color": cfg.get("fill_color", 0),
         "context_length": bundle.context_length,
+        "text_length": text_length,
+        "pad_id": pad_id_of(bundle.model_cfg),
         "tokenizer": text_cfg.get("hf_tokenizer_name") or "open_clip:SimpleTokenizer",
         "logit_scale": float(bundle.model.logit_scale.detach().exp().item()),
         "logit_bias": None if logit_bias is None else float(logit_bias.detach().item()),
@@ -220,10 +233,11 @@ def _export_one(
     example: tuple[torch.Tensor, ...],
     input_name: str,
     output_name: str,
-    batch: Any,
+    dims: tuple[Any, ...],
     path: Path,
     opset: int,
 ) -> None:
+    """``dims``: the dynamic axes of the one input, in order (batch, then length for text)."""
     import torch
 
     n_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
@@ -236,7 +250,7 @@ def _export_one(
             str(path),
             input_names=[input_name],
             output_names=[output_name],
-            dynamic_shapes=({0: batch},),
+            dynamic_shapes=(dict(enumerate(dims)),),
             opset_version=opset,
             dynamo=True,
             external_data=n_bytes > _SINGLE_FILE_LIMIT,

@@ -7,8 +7,9 @@ import base64
 from typing import Literal
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from service.api.deps import EngineDep, InferenceScope, SettingsDep
 from service.core.errors import ApiError
@@ -58,32 +59,40 @@ async def embed(
 
     async def do_texts() -> None:
         nonlocal tokens_used
-        tokens = await asyncio.to_thread(engine.tokenize, model, [t for _, t in texts])
-        tokens_used = model.io.count_tokens(tokens)
-        out[[i for i, _ in texts]] = await engine.encode_tokens(model, tokens)
+        vectors, tokens_used = await engine.encode_texts(model, [t for _, t in texts])
+        out[[i for i, _ in texts]] = vectors
 
     async def do_images() -> None:
         pixels = await engine.preprocess_images(model, images)
         out[[i for i, _ in images]] = await engine.encode_images(model, pixels)
 
-    jobs = ([do_texts()] if texts else []) + ([do_images()] if images else [])
-    await asyncio.gather(*jobs)
+    if texts and images:
+        await asyncio.gather(do_texts(), do_images())
+    else:  # one modality: awaited in this task (gather would wrap it in a task of its own)
+        await (do_texts() if texts else do_images())
     return out, tokens_used
 
 
 def render(
     vectors: np.ndarray, model_id: str, tokens: int, *, normalize: bool, encoding_format: str
-) -> JSONResponse:
+) -> Response:
+    """The OpenAI-shaped body, written by orjson straight from the float32 rows.
+
+    Why not ``JSONResponse``: ``tolist()`` + the standard encoder cost about a tenth of a small
+    model's whole request under load; orjson writes each float32 as the shortest decimal that
+    reads back as the same float32 (fewer bytes than the float64 repr, the same vector).
+    """
     if normalize:
         vectors = l2_normalize(vectors)
-    vectors = vectors.astype("<f4", copy=False)
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
     if encoding_format == "base64":
-        rows = [base64.b64encode(row.tobytes()).decode("ascii") for row in vectors]
+        rows: list = [base64.b64encode(row.tobytes()).decode("ascii") for row in vectors]
     else:
-        rows = vectors.tolist()
+        rows = list(vectors)
     data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return JSONResponse({"object": "list", "data": data, "model": model_id, "usage": usage})
+    body = {"object": "list", "data": data, "model": model_id, "usage": usage}
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 @router.post(
@@ -99,7 +108,7 @@ async def create_embeddings(
     settings: SettingsDep,
     caller: InferenceScope,
     runtime: str | None = Query(None, description="Runtime override (wins over the body field)."),
-) -> JSONResponse:
+) -> Response:
     items = [body.input] if isinstance(body.input, str) else body.input
     check_count(len(items), settings)
     texts: list[tuple[int, str]] = []
@@ -138,7 +147,7 @@ async def create_image_embeddings(
     encoding_format: Literal["float", "base64"] = Form("float"),
     runtime: str | None = Form(None),
     runtime_query: str | None = Query(None, alias="runtime"),
-) -> JSONResponse:
+) -> Response:
     check_count(len(files), settings, "files")
     blobs = []
     for index, upload in enumerate(files):
