@@ -165,3 +165,44 @@ def heldout(
     typer.echo(
         json.dumps(comparison, indent=2) if as_json else format_held_out(comparison, (base, model)), nl=False
     )
+
+
+@lab_app.command("plain")
+def plain(
+    models: list[str] = typer.Argument(None, help="Model ids (default: lab-clip-base lab-clip-diva)."),
+    per_shape: int = typer.Option(60, min=1, help="Drawings per shape (five shapes)."),
+    hollow: bool = typer.Option(False, "--hollow", help="Outlines instead of filled shapes."),
+    cache: Optional[Path] = typer.Option(
+        None, help="Where the drawings are kept; default DIVA_HOME/benchmarks."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+) -> None:
+    """Zero-shot shape accuracy on plain drawings the lab renderer never drew (trainer.lab.plain)."""
+    from state.catalog import ModelNotFound, find_model
+    from state.settings import get_settings
+    from trainer.backbones.factory import create_clip
+    from trainer.lab.plain import PLAIN_SEED, evaluate_plain, make_plain_set
+
+    settings = get_settings()
+    kind = "hollow" if hollow else "filled"
+    folder = (cache or settings.benchmarks_dir) / f"lab-plain-{kind}-{PLAIN_SEED}-{per_shape}"
+    if not folder.is_dir():
+        make_plain_set(folder, per_shape=per_shape, hollow=hollow)
+    scores = {}
+    for model_id in models or ["lab-clip-base", "lab-clip-diva"]:
+        try:
+            artifact = find_model(model_id, settings)
+        except (ModelNotFound, ValueError) as exc:
+            raise typer.BadParameter(str(exc)) from None
+        result = evaluate_plain(create_clip(str(artifact.open_clip_dir)), folder)
+        scores[model_id] = {"top1": result.top1, "per_class": result.per_class}
+    if as_json:
+        typer.echo(json.dumps(scores, indent=2))
+        return
+    shapes = list(next(iter(scores.values()))["per_class"])
+    typer.echo(f"plain {kind} drawings, {per_shape} per shape, zero-shot top-1 (%)")
+    typer.echo("| model | all | " + " | ".join(shapes) + " |")
+    typer.echo("|---|---|" + "---|" * len(shapes))
+    for model_id, score in scores.items():
+        cells = " | ".join(f"{score['per_class'][s]:.1f}" for s in shapes)
+        typer.echo(f"| {model_id} | {score['top1']:.1f} | {cells} |")
