@@ -170,13 +170,9 @@ class Process:
         raise RuntimeError(f"{self.name} not ready after {timeout_s} s; see {self.log_path}")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        from bench.serve import stop_child  # type: ignore[import-not-found]
+
+        stop_child(self.process, self.log)
 
 
 def thread_env(threads: int) -> dict[str, str]:

@@ -104,6 +104,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_child(process: subprocess.Popen, log: Any) -> None:
+    """SIGTERM a server child (killed if it lingers 30 s), then close its log."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+
+
 class Server:
     """``uvicorn --factory service.main:create_app`` with DIVA_* overrides, ready when /readyz is."""
 
@@ -157,13 +168,7 @@ class Server:
         raise RuntimeError(f"server not ready after {self.timeout_s} s; see {self.log_path}")
 
     def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        stop_child(self.process, self.log)
 
     def metrics(self) -> str:
         import httpx

@@ -79,3 +79,44 @@ def test_full_queue_raises_and_errors_reach_only_their_batch():
 def test_invalid_configuration_is_refused():
     with pytest.raises(ValueError, match="max_batch"):
         Batcher(lambda x: x, executor=ThreadPoolExecutor(1), max_batch=0)
+
+
+def test_a_batch_closes_when_the_loop_goes_quiet_not_at_the_wait():
+    """Requests that arrive together share one pass, and nobody waits for a batch that will not
+    fill: with a 30 s wait both finish at once (wait_for's 10 s bound would fail otherwise)."""
+    forward = Recorder()
+
+    async def main():
+        batcher = Batcher(forward, executor=ThreadPoolExecutor(1), max_batch=32, max_wait_s=30.0)
+        together = [np.full((n, 2), float(n)) for n in (1, 2, 3, 1, 5)]
+        results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(r) for r in together)), 10)
+        for request, result in zip(together, results):
+            np.testing.assert_array_equal(result, request * 2)
+        lone = await asyncio.wait_for(batcher.submit(np.ones((1, 2))), 10)
+        np.testing.assert_array_equal(lone, np.full((1, 2), 2.0))
+
+    run(main())
+    assert forward.sizes == [12, 1]
+
+
+def test_items_arriving_while_a_batch_runs_form_the_next_one():
+    gate = threading.Event()
+    sizes: list[int] = []
+
+    def slow_forward(batch: np.ndarray) -> np.ndarray:
+        sizes.append(len(batch))
+        gate.wait(10)
+        return batch
+
+    async def main():
+        batcher = Batcher(slow_forward, executor=ThreadPoolExecutor(1), max_batch=4, max_wait_s=30.0)
+        first = asyncio.ensure_future(batcher.submit(np.zeros((1, 2))))
+        while not sizes:  # the first pass is running
+            await asyncio.sleep(0.01)
+        later = [asyncio.ensure_future(batcher.submit(np.ones((1, 2)))) for _ in range(6)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(first, *later), 10)
+
+    run(main())
+    assert sizes == [1, 4, 2]  # the six queued during the first pass: a full batch, then the rest
