@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(5.0, description="Dynamic batching: longest wait to fill a batch.")
     batch_queue_size: int = Field(1024, description="Queued items per model and modality (429 above).")
     decode_workers: int = Field(4, description="Threads decoding images off the event loop.")
+    gc_freeze: bool = Field(
+        True,
+        description="After the default model loads, move every object then alive out of the garbage "
+        "collector's sight (gc.freeze): its full passes stop walking the models' objects per request.",
+    )
+    otel: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry hooks (a provider must be configured); off, a "
+        "request skips its provider checks.",
+    )
     cuda_graphs: bool = Field(False, description="Replay the image tower as CUDA graphs (GPU, torch).")
     torch_threads: int = Field(
         0, description="PyTorch CPU threads; 0 = half the cores (the rest serve HTTP and decoding)."

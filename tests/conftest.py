@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The tests build hundreds of apps in one process: gc.freeze() at each startup would keep every
+# earlier app's cyclic garbage for good. tests/service/test_app_runtime_options.py turns it on.
+os.environ.setdefault("DIVA_GC_FREEZE", "0")
 
 
 @pytest.fixture
