@@ -188,7 +188,7 @@ def project_server(home: Path, model_id: str, args: argparse.Namespace, work: Pa
         **thread_env(args.threads),
         "DIVA_HOME": str(home),
         "DIVA_DEFAULT_MODEL": model_id,
-        "DIVA_DEVICE": "cpu",
+        "DIVA_DEVICE": args.device,
         "DIVA_RUNTIME": args.project_runtime,
         "DIVA_TORCH_THREADS": str(args.threads),
         "DIVA_BATCH_MAX_SIZE": "32",
@@ -210,7 +210,8 @@ def infinity_server(
     }
     command = [str(python.parent / "infinity_emb"), "v2", "--model-id", str(hf_dir)]
     command += ["--served-model-name", model_id, "--port", str(port), "--host", "127.0.0.1"]
-    command += ["--device", "cpu", "--engine", "torch", "--batch-size", "32", "--log-level", "warning"]
+    command += ["--device", args.device.split(":")[0], "--engine", "torch", "--batch-size", "32"]
+    command += ["--log-level", "warning"]
     return Process("infinity", command, env, port, work / "infinity.log")
 
 
@@ -259,17 +260,22 @@ def bodies(server: str, workload: str, model_id: str, images: list[bytes]) -> li
 class Towers:
     """The model's forward passes alone in this process (no HTTP, no decoding), batch ``batch``."""
 
-    def __init__(self, bundle: Any, onnx_dir: Path, threads: int, batch: int = 16) -> None:
+    def __init__(
+        self, bundle: Any, onnx_dir: Path, threads: int, batch: int = 16, device: str = "cpu"
+    ) -> None:
         import torch
 
         from service.inference.onnx_runtime import OnnxRuntime
         from service.inference.torch_runtime import TorchRuntime
 
         torch.set_num_threads(threads)
-        self.runtimes = {
-            "torch": TorchRuntime(bundle, device="cpu", precision="fp32"),
-            "onnx": OnnxRuntime(onnx_dir, threads=threads),
-        }
+        if device == "cpu":
+            self.runtimes = {
+                "torch": TorchRuntime(bundle, device="cpu", precision="fp32"),
+                "onnx": OnnxRuntime(onnx_dir, threads=threads),
+            }
+        else:  # a GPU: the project serves PyTorch there (bf16), as DIVA_RUNTIME=auto chooses
+            self.runtimes = {"torch": TorchRuntime(bundle, device=device, precision="auto")}
         size = bundle.image_size
         rng = np.random.default_rng(0)
         self.inputs = {
@@ -400,6 +406,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="The project's DIVA_RUNTIME: auto (its default: ONNX Runtime here, the bench writes the "
         "export), torch or onnx.",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU host (both servers).")
     parser.add_argument("--peers-venv", type=Path, default=PEERS_VENV)
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = parser.parse_args(argv)
@@ -424,13 +431,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": args.model,
         "threads": args.threads,
         "project_runtime": args.project_runtime,
+        "device": args.device,
     }
     with tempfile.TemporaryDirectory(prefix="diva-peers-") as tmp:
         work = Path(tmp)
         home = work / "home"
         bundle, hf_dir, model_id = prepare_model(args.model, home, work)
         images = jpegs(len(TEXTS))
-        towers = Towers(bundle, home / "models" / model_id / "onnx", args.threads)
+        towers = Towers(bundle, home / "models" / model_id / "onnx", args.threads, device=args.device)
         servers = {
             "project": project_server(home, model_id, args, work),
             "infinity": infinity_server(python, hf_dir, model_id, args, work),
@@ -445,7 +453,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for name, server in servers.items():
                 if getattr(server, "process", None) is not None:
                     server.__exit__() if name == "project" else server.stop()
-    results["towers"] = report(results["table"], towers, args.project_runtime)
+    project_runtime = args.project_runtime if args.device == "cpu" else "torch"
+    results["towers"] = report(results["table"], towers, project_runtime)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
