@@ -261,14 +261,21 @@ def multipart_body(images: list[bytes], boundary: str = "divabenchboundary") -> 
 def bench_batching(home: Path, bundle: Any, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import base64
 
+    from trainer.artifacts import ModelArtifact
+
     image = smooth_jpeg(1, 96)
     body = json_body({"model": MODEL_ID, "input": [{"image": base64.b64encode(image).decode()}]})
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"runtime": args.runtime}
+    if args.runtime == "onnx":
+        from trainer.export.onnx import export_onnx
+
+        export_onnx(bundle, ModelArtifact.in_registry(home / "models", MODEL_ID).onnx_dir)
     for name, max_batch in (("one_at_a_time", 1), ("dynamic", 32)):
         env = {
             "DIVA_HOME": str(home),
             "DIVA_DEFAULT_MODEL": MODEL_ID,
             "DIVA_DEVICE": "cpu",
+            "DIVA_RUNTIME": args.runtime,
             "DIVA_BATCH_MAX_SIZE": str(max_batch),
             "DIVA_BATCH_MAX_WAIT_MS": "5" if max_batch > 1 else "0",
         }
@@ -284,7 +291,10 @@ def bench_batching(home: Path, bundle: Any, args: argparse.Namespace, work: Path
             f"mean batch {results[name]['mean_batch']:.1f}"
         )
     results["ratio"] = results["dynamic"]["images_per_s"] / results["one_at_a_time"]["images_per_s"]
-    results["tower_alone"] = tower_batch_gain(bundle, seconds=min(args.duration, 5.0))
+    onnx_dir = (
+        ModelArtifact.in_registry(home / "models", MODEL_ID).onnx_dir if args.runtime == "onnx" else None
+    )
+    results["tower_alone"] = tower_batch_gain(bundle, seconds=min(args.duration, 5.0), onnx_dir=onnx_dir)
     print(
         "  ceiling, the tower alone in this process: "
         f"{results['tower_alone']['batch_1']:.1f} images/s at batch 1, "
@@ -293,13 +303,19 @@ def bench_batching(home: Path, bundle: Any, args: argparse.Namespace, work: Path
     return results
 
 
-def tower_batch_gain(bundle: Any, seconds: float) -> dict[str, float]:
-    """Images/s of the image tower alone at batch 1 and 32 (server thread settings): the most
-    batching can give on this machine, before HTTP costs anything."""
+def tower_batch_gain(bundle: Any, seconds: float, onnx_dir: Path | None = None) -> dict[str, float]:
+    """Images/s of the image tower alone at batch 1 and 32 (server thread settings, the server's
+    runtime: ONNX Runtime when ``onnx_dir``): the most batching can give on this machine, before
+    HTTP costs anything."""
+    from service.inference.onnx_runtime import OnnxRuntime
     from service.inference.torch_runtime import TorchRuntime, configure_cpu_threads
 
-    configure_cpu_threads(0)
-    runtime = TorchRuntime(bundle, device="cpu", precision="fp32")
+    threads = configure_cpu_threads(0)
+    runtime: Any = (
+        OnnxRuntime(onnx_dir, threads=threads)
+        if onnx_dir is not None
+        else TorchRuntime(bundle, device="cpu", precision="fp32")
+    )
     size = bundle.image_size
     out: dict[str, float] = {}
     for batch in (1, 32):
@@ -493,6 +509,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="GPU mode: uvicorn processes, a comma list runs each (e.g. 1,4).",
     )
     parser.add_argument("--only", default="batching,onnx,classify", help="CPU mode: which benchmarks.")
+    parser.add_argument(
+        "--runtime",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="CPU batching bench: both servers' runtime (onnx: the model is exported first).",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Write results as JSON here.")
     args = parser.parse_args(argv)
     args.arch = args.arch or ("ViT-L-14" if args.gpu else "diva-bench-deep")
