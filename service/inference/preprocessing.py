@@ -28,10 +28,13 @@ class ModelIO:
     embed_dim: int
 
     def __post_init__(self) -> None:
+        from torchvision.transforms import Compose
+
         from trainer.backbones.factory import eval_transform
 
         self._transform = eval_transform(self.preprocess_cfg)
         self._pil_steps, self._mean, self._std = _numpy_tail(self._transform)
+        self._tensor_tail = Compose(self._transform.transforms[-2:]) if self._pil_steps is not None else None
 
     @property
     def image_size(self) -> int:
@@ -44,8 +47,8 @@ class ModelIO:
             return self._transform(image).numpy().astype(np.float32, copy=False)
         for step in self._pil_steps:
             image = step(image)
-        if not isinstance(image, Image.Image) or image.mode != "RGB":
-            return self._transform(image).numpy().astype(np.float32, copy=False)
+        if not isinstance(image, Image.Image) or image.mode != "RGB":  # ToTensor + Normalize as they are
+            return self._tensor_tail(image).numpy().astype(np.float32, copy=False)
         scaled = np.asarray(image, dtype=np.float32) / np.float32(255)
         return np.ascontiguousarray(((scaled - self._mean) / self._std).transpose(2, 0, 1))
 
