@@ -206,3 +206,34 @@ def plain(
     for model_id, score in scores.items():
         cells = " | ".join(f"{score['per_class'][s]:.1f}" for s in shapes)
         typer.echo(f"| {model_id} | {score['top1']:.1f} | {cells} |")
+
+
+@lab_app.command("successors")
+def successors(
+    only: Optional[str] = typer.Option(None, help="Comma-separated recipe names (default: all)."),
+    seed: int = typer.Option(0, help="Training seed (feedback images and recipe seed)."),
+    out: Path = typer.Option(Path("var/lab-successors"), help="Working folder (images, draws, runs)."),
+    threads: int = typer.Option(2, min=1, help="PyTorch threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """DIVA and its successors on the same base, development vs held-out (about 27 min, 2 threads)."""
+    import torch
+
+    from trainer.lab.successors import SUCCESSOR_RECIPES, compare_successors, format_successors
+
+    names = only.split(",") if only else list(SUCCESSOR_RECIPES)
+    unknown = set(names) - set(SUCCESSOR_RECIPES)
+    if unknown:
+        raise typer.BadParameter(f"unknown recipes {sorted(unknown)}; choose from {list(SUCCESSOR_RECIPES)}")
+    torch.set_num_threads(threads)
+    results = compare_successors(
+        out,
+        recipes={name: SUCCESSOR_RECIPES[name] for name in names},
+        seed=seed,
+        on_result=lambda name, r: typer.echo(
+            f"{name}: test gain {r['held_out']['gain']['mean']:+.1f}", err=True
+        ),
+    )
+    typer.echo(
+        json.dumps(results, indent=2, default=float) if as_json else format_successors(results), nl=False
+    )

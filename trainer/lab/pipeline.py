@@ -24,6 +24,7 @@ from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact, ModelManifest
 from trainer.lab.clip_pretrain import ClipPretrainConfig
 from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig
 from trainer.lab.protocol import TEST_PAIRS_PER_PATTERN, TEST_SEEDS
+from trainer.lab.successors import SUCCESSOR_RECIPES
 
 BASE_ID, DIVA_ID, SD_ID = "lab-clip-base", "lab-clip-diva", "lab-sd"
 STAGES = (
@@ -40,16 +41,7 @@ STAGES = (
 # DIVA's own condition (CLS + every patch token through a new random Linear, the MetaCLIP/DFN
 # recipe, full tower, SGD, plain epsilon MSE). Off by default: with it the two-thread build took
 # 15.5 minutes, over the 15-minute target (docs/lab-log.md).
-COMPARISON_VARIANTS: dict[str, dict[str, Any]] = {
-    "diva-condition": {
-        "condition": {"kind": "cls_plus_all", "combine": "mean"},
-        "projector_init": "random",
-        "lora": None,
-        "loss": {"kind": "mse"},
-        "optim": {"name": "sgd", "lr": 1.0e-2, "momentum": 0.9, "warmup_fraction": 0.05},
-        "steps": 200,
-    },
-}
+COMPARISON_VARIANTS: dict[str, dict[str, Any]] = {"diva-condition": SUCCESSOR_RECIPES["diva-condition"]}
 CEILING_STEPS = 60  # the feedback-ceiling probe's SGD steps when asked for (``--ceiling``)
 StageProgress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
 

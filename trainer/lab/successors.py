@@ -1,0 +1,107 @@
+"""DIVA and its successors post-trained on the same lab base, scored on the development draw and
+the held-out test draws (``diva lab successors``; the table in docs/lab.md).
+
+Every recipe is the shipped ``lab-diva`` preset plus overrides, post-trained by the build's own
+:func:`~trainer.lab.pipeline.post_train` on one base CLIP and one lab-sd (the built-in seed-0
+models by default) with the build's feedback images of ``seed``; the shipped recipe with no
+override reproduces ``lab-clip-diva``. One call is one training seed: the protocol asks for
+three before a recipe may replace the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer.artifacts import BUILTIN_MODELS_DIR
+
+SUCCESSOR_RECIPES: dict[str, dict[str, Any]] = {
+    "diva-condition": {  # DIVA's own: CLS + every patch token, random Linear, full tower, SGD, MSE
+        "condition": {"kind": "cls_plus_all", "combine": "mean"},
+        "projector_init": "random",
+        "lora": None,
+        "loss": {"kind": "mse"},
+        "optim": {"name": "sgd", "lr": 1.0e-2, "momentum": 0.9, "warmup_fraction": 0.05},
+        "steps": 200,
+    },
+    "dcr-infonce": {  # DCR's contrastive noise loss, distillation scaled with it
+        "loss.kind": "infonce",
+        "loss.mse_weight": 1000,
+        "loss.zeroshot_weight": 30,
+        "steps": 1200,
+    },
+    "two-stage": {"projector_warmup_steps": 300},  # projector alone first, then LoRA
+    "lab-diva": {},  # the shipped recipe (CLS-only condition, LoRA, ZSCL distillation)
+}
+
+
+def compare_successors(
+    work: Path | str,
+    *,
+    recipes: dict[str, dict[str, Any]] | None = None,
+    base_dir: Path = BUILTIN_MODELS_DIR / "lab-clip-base",
+    sd_dir: Path = BUILTIN_MODELS_DIR / "lab-sd",
+    seed: int = 0,
+    test_pairs: int | None = None,
+    extra_overrides: dict[str, Any] | None = None,
+    feedback_images: int | None = None,
+    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Post-train ``base_dir`` with each recipe; its development and held-out gains over the base.
+
+    ``test_pairs``/``feedback_images``/``extra_overrides`` shrink a run for tests (e.g. ``steps``).
+    """
+    from trainer.backbones.factory import create_clip
+    from trainer.lab.evaluate import evaluate_lab, make_lab_benchmark
+    from trainer.lab.pipeline import LabBuildConfig, post_train, write_feedback_images
+    from trainer.lab.protocol import TEST_PAIRS_PER_PATTERN, compare_held_out, evaluate_held_out
+
+    work = Path(work)
+    config = LabBuildConfig(seed=seed)
+    count = feedback_images or config.feedback_images
+    images = write_feedback_images(work / "images", count, seed, config.image_size)
+    development = make_lab_benchmark(
+        work / "development",
+        pairs_per_pattern=config.benchmark_pairs,
+        images_per_class=config.benchmark_images_per_class,
+    )
+    pairs = test_pairs or TEST_PAIRS_PER_PATTERN
+    cache = work / "test-draws"
+    base = create_clip(str(Path(base_dir) / "open_clip"))
+    base_held = evaluate_held_out(base, cache, pairs_per_pattern=pairs)
+    base_dev = evaluate_lab(base, development)
+    results: dict[str, dict[str, Any]] = {}
+    for name, overrides in (recipes or SUCCESSOR_RECIPES).items():
+        variant = config.model_copy(update={"recipe_overrides": {**overrides, **(extra_overrides or {})}})
+        bundle = post_train(variant, Path(base_dir), Path(sd_dir), images, work / "runs" / name, _quiet)
+        dev = evaluate_lab(bundle, development)
+        results[name] = {
+            "overrides": overrides,
+            "development_gain": dev.mmvp_average - base_dev.mmvp_average,
+            "held_out": compare_held_out(
+                base_held, evaluate_held_out(bundle, cache, pairs_per_pattern=pairs)
+            ),
+        }
+        if on_result:
+            on_result(name, results[name])
+    return results
+
+
+def format_successors(results: dict[str, dict[str, Any]]) -> str:
+    """The Markdown table docs/lab.md shows."""
+    lines = [
+        "| recipe | development gain | test gain, mean ± std | min draw | zero-shot gain (test) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        gain, zeroshot = result["held_out"]["gain"], result["held_out"]["zeroshot_gain"]
+        lines.append(
+            f"| {name} | {result['development_gain']:+.1f} | {gain['mean']:+.1f} ± {gain['std']:.1f} "
+            f"| {gain['min']:+.1f} | {zeroshot['mean']:+.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _quiet(*_: object) -> None:
+    """post_train's progress callback: the CLI prints one line per recipe instead."""
