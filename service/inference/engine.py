@@ -40,7 +40,7 @@ def _tokenize_and_encode(model: LoadedModel, texts: list[str]) -> np.ndarray:
     float32), so the batcher hands every request its rows and its usage in one array."""
     tokens = model.io.tokens(texts)
     vectors = model.runtime.encode_texts(tokens)
-    counts = (tokens != 0).sum(axis=1, keepdims=True).astype(vectors.dtype)
+    counts = model.io.token_counts(tokens)[:, None].astype(vectors.dtype)
     return np.concatenate([vectors, counts], axis=1)
 
 
@@ -88,11 +88,10 @@ class InferenceEngine:
             runtime = model.runtime
             forward, stack = {
                 "image": (runtime.encode_images, np.stack),
-                "text": (runtime.encode_texts, np.stack),
-                "text_raw": (lambda texts: _tokenize_and_encode(model, texts), list),
+                "text": (lambda texts: _tokenize_and_encode(model, texts), list),
                 "image_tensor": (getattr(runtime, "encode_image_tensor", None), _stack_tensors),
             }[modality]
-            labels = (model.id, {"image_tensor": "image", "text_raw": "text"}.get(modality, modality))
+            labels = (model.id, "image" if modality == "image_tensor" else modality)
             batcher = Batcher(
                 forward,
                 stack=stack,
@@ -169,12 +168,6 @@ class InferenceEngine:
         return decoder
 
     # --- texts -------------------------------------------------------------------------------
-    def tokenize(self, model: LoadedModel, texts: list[str]) -> np.ndarray:
-        return model.io.tokens(texts)
-
-    async def encode_tokens(self, model: LoadedModel, tokens: np.ndarray) -> np.ndarray:
-        return await self._run(model, "text", tokens)
-
     async def encode_texts(self, model: LoadedModel, texts: list[str]) -> tuple[np.ndarray, int]:
         """Strings -> ([N, D] embeddings, non-padding token count), tokenised a batch at a time.
 
@@ -182,7 +175,7 @@ class InferenceEngine:
         request (a third of a small model's text path under load); the batcher's thread now
         tokenises the whole batch in one call, right before the forward pass.
         """
-        rows = await self._run(model, "text_raw", texts)
+        rows = await self._run(model, "text", texts)
         return rows[:, :-1], int(rows[:, -1].sum())
 
     # --- zero-shot ---------------------------------------------------------------------------
@@ -198,10 +191,9 @@ class InferenceEngine:
             return cached
         self.metrics.label_cache.labels("miss").inc()
         prompts = [template.replace("{}", label) for label in labels for template in templates]
-        tokens = await asyncio.to_thread(self.tokenize, model, prompts)
         step = self.settings.batch_max_size  # chunks: a large label set must not overflow the queue
         text = np.concatenate(
-            [await self.encode_tokens(model, tokens[i : i + step]) for i in range(0, len(tokens), step)]
+            [(await self.encode_texts(model, prompts[i : i + step]))[0] for i in range(0, len(prompts), step)]
         )
         text = l2_normalize(text)
         per_label = text.reshape(len(labels), len(templates), -1).mean(axis=1)

@@ -57,9 +57,9 @@ class ModelIO:
         out = self.tokenizer(texts, context_length=self.context_length)
         return np.asarray(out.numpy() if hasattr(out, "numpy") else out, dtype=np.int64)
 
-    def count_tokens(self, tokens: np.ndarray) -> int:
-        """Non-padding tokens: what the ``usage`` field of an embeddings response reports."""
-        return int((tokens != 0).sum())
+    def token_counts(self, tokens: np.ndarray) -> np.ndarray:
+        """Non-padding tokens per row: what the ``usage`` field of an embeddings response sums."""
+        return (tokens != 0).sum(axis=1)
 
 
 def _numpy_tail(transform: Any) -> tuple[list[Any] | None, np.ndarray | None, np.ndarray | None]:
