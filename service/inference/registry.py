@@ -18,7 +18,6 @@ imports torch until a model is loaded.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -83,20 +82,6 @@ RUNTIME_FACTORIES: dict[str, RuntimeFactory] = {
 
 
 AUTO_RUNTIME = "auto"
-
-
-def _cpu_device(device: str) -> bool:
-    """Whether ``DIVA_DEVICE`` means the CPU (``auto`` asks torch, once, whether a GPU is visible)."""
-    if device == "auto":
-        return not _cuda_visible()
-    return device == "cpu"
-
-
-@functools.cache
-def _cuda_visible() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def _serves_onnx(onnx_dir: Path) -> bool:
@@ -269,12 +254,16 @@ class ModelRegistry:
         return name
 
     def _auto_runtime(self, spec: ModelSpec | None) -> str:
-        if spec is None or spec.artifact is None or not _cpu_device(self.settings.device):
+        """Decided once per model version (requests ask on every call, from the event loop)."""
+        if spec is None or spec.artifact is None:
             return "torch"
         key = (spec.id, spec.version)
         choice = self._auto_choices.get(key)
         if choice is None:
-            choice = "onnx" if _serves_onnx(spec.artifact.onnx_dir) else "torch"
+            from service.inference.torch_runtime import resolve_device
+
+            on_cpu = resolve_device(self.settings.device) == "cpu"
+            choice = "onnx" if on_cpu and _serves_onnx(spec.artifact.onnx_dir) else "torch"
             self._auto_choices[key] = choice
         return choice
 
