@@ -118,10 +118,10 @@ def describe(
     bundle: ClipBundle, *, fp16: bool, opset: int, files: dict[str, str], text_length: str = "fixed"
 ) -> dict[str, Any]:
     """What a consumer needs besides the graphs: preprocessing, tokenizer, output semantics."""
-    cfg = bundle.preprocess_cfg
-    height, width = _image_hw(bundle)
     from trainer.backbones.text_trim import pad_id_of
 
+    cfg = bundle.preprocess_cfg
+    height, width = _image_hw(bundle)
     logit_bias = getattr(bundle.model, "logit_bias", None)
     text_cfg = bundle.model_cfg.get("text_cfg", {})
     return {
