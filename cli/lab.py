@@ -110,6 +110,11 @@ def build(
             )
         )
         console.print(format_held_out(result.held_out, ("lab-clip-base", "lab-clip-diva")), markup=False)
+    if result.plain is not None:
+        from trainer.lab.plain import format_plain
+
+        console.print("plain drawings the lab never drew, zero-shot top-1 (%)")
+        console.print(format_plain(result.plain), markup=False)
     console.print(f"models: {result.models_dir}  report: {result.report_dir}")
     if install:
         console.print(f"installed into {install_builtin(result.models_dir)}")
@@ -169,9 +174,12 @@ def heldout(
 
 @lab_app.command("plain")
 def plain(
-    models: list[str] = typer.Argument(None, help="Model ids (default: lab-clip-base lab-clip-diva)."),
+    models: list[str] = typer.Argument(
+        None, help="Model ids, or model folders holding open_clip/ (default: lab-clip-base lab-clip-diva)."
+    ),
     per_shape: int = typer.Option(60, min=1, help="Drawings per shape (five shapes)."),
-    hollow: bool = typer.Option(False, "--hollow", help="Outlines instead of filled shapes."),
+    hollow: bool = typer.Option(False, "--hollow", help="Outlines only (default: filled shapes)."),
+    both: bool = typer.Option(False, "--both", help="Filled shapes and outlines."),
     cache: Optional[Path] = typer.Option(
         None, help="Where the drawings are kept; default DIVA_HOME/benchmarks."
     ),
@@ -181,31 +189,25 @@ def plain(
     from state.catalog import ModelNotFound, find_model
     from state.settings import get_settings
     from trainer.backbones.factory import create_clip
-    from trainer.lab.plain import PLAIN_SEED, evaluate_plain, make_plain_set
+    from trainer.lab.plain import PLAIN_KINDS, format_plain, plain_scores
 
     settings = get_settings()
-    kind = "hollow" if hollow else "filled"
-    folder = (cache or settings.benchmarks_dir) / f"lab-plain-{kind}-{PLAIN_SEED}-{per_shape}"
-    if not folder.is_dir():
-        make_plain_set(folder, per_shape=per_shape, hollow=hollow)
-    scores = {}
-    for model_id in models or ["lab-clip-base", "lab-clip-diva"]:
-        try:
-            artifact = find_model(model_id, settings)
-        except (ModelNotFound, ValueError) as exc:
-            raise typer.BadParameter(str(exc)) from None
-        result = evaluate_plain(create_clip(str(artifact.open_clip_dir)), folder)
-        scores[model_id] = {"top1": result.top1, "per_class": result.per_class}
+    bundles = {}
+    for name in models or ["lab-clip-base", "lab-clip-diva"]:
+        folder = Path(name) / "open_clip"
+        if not folder.is_dir():
+            try:
+                folder = find_model(name, settings).open_clip_dir
+            except (ModelNotFound, ValueError) as exc:
+                raise typer.BadParameter(str(exc)) from None
+        bundles[name] = create_clip(str(folder))
+    kinds = PLAIN_KINDS if both else (("hollow",) if hollow else ("filled",))
+    scores = plain_scores(bundles, cache or settings.benchmarks_dir, per_shape=per_shape, kinds=kinds)
     if as_json:
         typer.echo(json.dumps(scores, indent=2))
         return
-    shapes = list(next(iter(scores.values()))["per_class"])
-    typer.echo(f"plain {kind} drawings, {per_shape} per shape, zero-shot top-1 (%)")
-    typer.echo("| model | all | " + " | ".join(shapes) + " |")
-    typer.echo("|---|---|" + "---|" * len(shapes))
-    for model_id, score in scores.items():
-        cells = " | ".join(f"{score['per_class'][s]:.1f}" for s in shapes)
-        typer.echo(f"| {model_id} | {score['top1']:.1f} | {cells} |")
+    typer.echo(f"plain drawings, {per_shape} per shape, zero-shot top-1 (%)")
+    typer.echo(format_plain(scores), nl=False)
 
 
 @lab_app.command("successors")
@@ -214,6 +216,12 @@ def successors(
     seed: int = typer.Option(0, help="Training seed (feedback images and recipe seed)."),
     out: Path = typer.Option(Path("var/lab-successors"), help="Working folder (images, draws, runs)."),
     threads: int = typer.Option(2, min=1, help="PyTorch threads."),
+    models: Optional[Path] = typer.Option(
+        None,
+        help="A build's models folder (<out>/models of diva lab build, holding lab-clip-base and lab-sd); "
+        "default: the built-in models.",
+    ),
+    save: Optional[Path] = typer.Option(None, help="Also write the results as JSON to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """DIVA and its successors on the same base, development vs held-out (about 27 min, 2 threads)."""
@@ -226,14 +234,24 @@ def successors(
     if unknown:
         raise typer.BadParameter(f"unknown recipes {sorted(unknown)}; choose from {list(SUCCESSOR_RECIPES)}")
     torch.set_num_threads(threads)
+    where = {}
+    if models is not None:
+        where = {"base_dir": models / "lab-clip-base", "sd_dir": models / "lab-sd"}
+        missing = [str(path) for path in where.values() if not path.is_dir()]
+        if missing:
+            raise typer.BadParameter(f"no built model at {', '.join(missing)}; run diva lab build first")
     results = compare_successors(
         out,
         recipes={name: SUCCESSOR_RECIPES[name] for name in names},
         seed=seed,
+        **where,
         on_result=lambda name, r: typer.echo(
             f"{name}: test gain {r['held_out']['gain']['mean']:+.1f}", err=True
         ),
     )
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(json.dumps(results, indent=2, default=float) + "\n")
     typer.echo(
         json.dumps(results, indent=2, default=float) if as_json else format_successors(results), nl=False
     )

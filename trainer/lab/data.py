@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from trainer.scenes import CaptionBias, Scene, render, sample_caption, sample_scene
+from trainer.scenes.render import CANONICAL, sample_style
 from trainer.scenes.world import VARIED_PROPERTIES, varied_properties, vary
 
 
@@ -29,12 +30,31 @@ class SceneSet:
         return [sample_caption(self.scenes[int(i)], rng, bias) for i in index]
 
 
-def make_scene_set(count: int, seed: int, size: int = 64) -> SceneSet:
-    """``count`` random scenes drawn at ``size`` px from ``seed`` (same seed, same set)."""
-    if count < 1:
-        raise ValueError(f"a scene set needs at least one image, got {count}")
+def make_scene_set(
+    count: int, seed: int, size: int = 64, style_share: float = 0.0, looks: int = 1
+) -> SceneSet:
+    """``count`` random scenes drawn at ``size`` px from ``seed`` (same seed, same set).
+
+    With ``looks`` > 1 every scene is drawn that many times (the set holds ``count * looks``
+    images, scene by scene), each time in a random :func:`~trainer.scenes.render.sample_style`
+    look with probability ``style_share`` and canonically otherwise: a styled look seen once
+    per epoch is memorised, fresh ones teach the shape. The looks come from a stream of their
+    own, so the *scenes* are the same whatever the share: the lab CLIP's styled set and lab-sd's
+    canonical one hold the same scenes and captions.
+    """
+    if count < 1 or looks < 1:
+        raise ValueError(f"a scene set needs at least one image and one look, got {count} and {looks}")
+    if not 0.0 <= style_share <= 1.0:
+        raise ValueError(f"style_share is a fraction in [0, 1], got {style_share}")
     rng = np.random.default_rng(seed)
-    return _rendered([sample_scene(rng) for _ in range(count)], size)
+    scenes = [sample_scene(rng) for _ in range(count)]
+    if style_share == 0.0:
+        return _rendered(scenes, size)
+    stream = np.random.default_rng([seed, 3])
+    drawn = [scene for scene in scenes for _ in range(looks)]
+    styles = [sample_style(stream, scene) if stream.random() < style_share else CANONICAL for scene in drawn]
+    pixels = np.stack([np.asarray(render(scene, size, style)) for scene, style in zip(drawn, styles)])
+    return SceneSet(drawn, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
 
 
 def make_twin_pairs(

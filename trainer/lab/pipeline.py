@@ -35,6 +35,7 @@ STAGES = (
     "post-train",
     "evaluate-post",
     "evaluate-heldout",
+    "evaluate-plain",
 )
 
 # Other post-trainings of the same base, scored on the same benchmark (``diva lab build --compare``):
@@ -54,6 +55,17 @@ class LabBuildConfig(BaseModel):
     seed: int = 0
     out: Path = Path("var/lab")
     clip_images: int = Field(6000, ge=8, description="Distinct drawn scenes for CLIP/diffusion pretraining.")
+    clip_style_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the CLIP's pretraining images drawn in a random look "
+        "(trainer.scenes.render.sample_style: canvas, edges, size, place, tilt); lab-sd, the feedback "
+        "images and the benchmark stay canonical. 0 = every image canonical.",
+    )
+    clip_looks: int = Field(
+        1, ge=1, description="Drawings of each CLIP pretraining scene (fresh looks when styled)."
+    )
     feedback_images: int = Field(2000, ge=1, description="Images (no captions) written for post-training.")
     image_size: int = Field(64, ge=16)
     clip: ClipPretrainConfig = Field(default_factory=ClipPretrainConfig)
@@ -74,6 +86,12 @@ class LabBuildConfig(BaseModel):
         default_factory=dict,
         description="Extra post-trainings of the same base for comparison: name -> recipe overrides "
         "(COMPARISON_VARIANTS with --compare).",
+    )
+    plain_per_shape: int = Field(
+        60,
+        ge=0,
+        description="Plain drawings per shape the lab never drew (trainer.lab.plain), filled and hollow, "
+        "for the zero-shot robustness check; 0 = off.",
     )
     probe_pairs: int = Field(10, ge=0, description="Pairs per pattern for the diagnostic probes; 0 = off.")
     ceiling_steps: int = Field(
@@ -97,6 +115,7 @@ class LabBuildConfig(BaseModel):
             "benchmark_images_per_class": 2,
             "heldout_seeds": (7001,),
             "heldout_pairs": 2,
+            "plain_per_shape": 2,
             "probe_pairs": 1,
             "ceiling_steps": 2,
             "variants": {},
@@ -120,6 +139,7 @@ class LabResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     held_out: dict[str, Any] | None = None  # trainer.lab.protocol.compare_held_out
+    plain: dict[str, Any] | None = None  # trainer.lab.plain.plain_scores
 
 
 class Stopwatch:
@@ -184,6 +204,13 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     clock.start()
     notify("generate", 0, 1, "drawing scenes")
     data = make_scene_set(config.clip_images, config.seed, config.image_size)
+    clip_data = (
+        make_scene_set(
+            config.clip_images, config.seed, config.image_size, config.clip_style_share, config.clip_looks
+        )
+        if config.clip_style_share
+        else data
+    )
     feedback_dir = write_feedback_images(
         out / "images", config.feedback_images, config.seed, config.image_size
     )
@@ -200,7 +227,11 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     from trainer.lab.clip_pretrain import pretrain_clip
 
     base_bundle = pretrain_clip(
-        config.clip, data, base_artifact.open_clip_dir, seed=config.seed, progress=stage_bar("pretrain-clip")
+        config.clip,
+        clip_data,
+        base_artifact.open_clip_dir,
+        seed=config.seed,
+        progress=stage_bar("pretrain-clip"),
     )
     clock.lap("pretrain-clip")
 
@@ -272,13 +303,33 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         gain = held_out["gain"]
         notify("evaluate-heldout", 2, 2, f"gain {gain['mean']:+.1f} ± {gain['std']:.1f}")
         clock.lap("evaluate-heldout")
+    plain = None
+    if config.plain_per_shape:
+        from trainer.lab.plain import plain_scores
+
+        notify("evaluate-plain", 0, 1, "")
+        plain = plain_scores(
+            {BASE_ID: base_bundle, DIVA_ID: post_bundle}, out / "plain", per_shape=config.plain_per_shape
+        )
+        filled = plain["filled"]
+        notify(
+            "evaluate-plain", 1, 1, f"filled {filled[BASE_ID]['top1']:.1f} -> {filled[DIVA_ID]['top1']:.1f}"
+        )
+        clock.lap("evaluate-plain")
     probes = run_probes(config, sd_dir, base_bundle, post_bundle)
     report_dir = write_lab_report(
-        out / "report", config, base_scores, post_scores, clock, probes, variants, held_out
+        out / "report", config, base_scores, post_scores, clock, probes, variants, held_out, plain
     )
     shutil.copytree(report_dir, diva_artifact.report_dir, dirs_exist_ok=True)
     return LabResult(
-        models, report_dir, base_scores.to_dict(), post_scores.to_dict(), clock.wall, clock.cpu, held_out
+        models,
+        report_dir,
+        base_scores.to_dict(),
+        post_scores.to_dict(),
+        clock.wall,
+        clock.cpu,
+        held_out,
+        plain,
     )
 
 
@@ -393,10 +444,12 @@ def write_lab_report(
     probes: dict[str, Any],
     variants: dict[str, Any],
     held_out: dict[str, Any] | None = None,
+    plain: dict[str, Any] | None = None,
 ) -> Path:
     """The project's standard report (JSON, charts, summary) plus ``lab.json`` with everything.
 
-    Scores on the development draw and, when measured, on the held-out test draws (``heldout.md``).
+    Scores on the development draw and, when measured, on the held-out test draws (``heldout.md``)
+    and on plain drawings the lab never drew (``plain.md``).
     """
     from trainer.eval import write_report, zero_shot_gate
 
@@ -426,12 +479,19 @@ def write_lab_report(
         "probes": probes,
         "variants": variants,
         "held_out": held_out,
+        "plain": plain,
     }
     (out / "lab.json").write_text(json.dumps(lab, indent=2) + "\n")
     if held_out is not None:
         from trainer.lab.protocol import format_held_out
 
         (out / "heldout.md").write_text(format_held_out(held_out, (BASE_ID, DIVA_ID)))
+    if plain is not None:
+        from trainer.lab.plain import format_plain
+
+        (out / "plain.md").write_text(
+            "Zero-shot top-1 (%) on plain drawings (trainer.lab.plain)\n\n" + format_plain(plain)
+        )
     return out
 
 

@@ -130,3 +130,45 @@ def evaluate_plain(bundle: Any, data: Path | str, *, device: str = "cpu") -> Any
     return evaluate_zeroshot(
         bundle, data, templates=LAB_TEMPLATES, classnames={s: s for s in SHAPES}, device=device
     )
+
+
+PLAIN_KINDS = ("filled", "hollow")
+
+
+def plain_set(cache: Path | str, kind: str, per_shape: int = 60) -> Path:
+    """The plain test set of ``kind`` under ``cache`` (written on first use, reused after)."""
+    if kind not in PLAIN_KINDS:
+        raise ValueError(f"plain drawings are {PLAIN_KINDS}, got {kind!r}")
+    folder = Path(cache) / f"lab-plain-{kind}-{PLAIN_SEED}-{per_shape}"
+    if not folder.is_dir():
+        make_plain_set(folder, per_shape=per_shape, hollow=kind == "hollow")
+    return folder
+
+
+def plain_scores(
+    bundles: dict[str, Any], cache: Path | str, *, per_shape: int = 60, kinds: tuple[str, ...] = PLAIN_KINDS
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{kind: {model name: {"top1", "per_class"}}}`` for each model on each plain set: what
+    ``diva lab plain`` prints and ``diva lab build`` records in ``lab.json``."""
+    scores: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in kinds:
+        folder = plain_set(cache, kind, per_shape)
+        scores[kind] = {}
+        for name, bundle in bundles.items():
+            result = evaluate_plain(bundle, folder)
+            scores[kind][name] = {"top1": result.top1, "per_class": result.per_class}
+    return scores
+
+
+def format_plain(scores: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The Markdown table of :func:`plain_scores` (docs/lab.md's)."""
+    shapes = list(SHAPES)
+    lines = [
+        "| drawings | model | all | " + " | ".join(shapes) + " |",
+        "|---|---|---|" + "---|" * len(shapes),
+    ]
+    for kind, models in scores.items():
+        for name, score in models.items():
+            cells = " | ".join(f"{score['per_class'][s]:.1f}" for s in shapes)
+            lines.append(f"| {kind} | {name} | {score['top1']:.1f} | {cells} |")
+    return "\n".join(lines) + "\n"

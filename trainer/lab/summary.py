@@ -93,6 +93,12 @@ def summarise(reports: list[dict[str, Any]]) -> str:
             f"never tuned on), pooled over {len(draws)} draws x {len(reports)} seeds: "
             f"MMVP gain {_stat(gains)} (min {min(gains):+.1f}), zero-shot gain {_stat(zs)}.",
         ]
+    plain = [r.get("plain") for r in reports]
+    if all(plain):
+        lines += ["", "| plain drawings (zero-shot top-1 over five shapes) | base | diva |", "|---|---|---|"]
+        for kind in plain[0]:
+            cells = [_stat([p[kind][model]["top1"] for p in plain]) for model in plain[0][kind]]
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     cpu = [sum(r.get("stage_cpu_seconds", {}).values()) for r in reports]
     wall = [sum(r.get("stage_seconds", {}).values()) for r in reports]
     lines += [

@@ -129,11 +129,16 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
     assert held["protocol"]["test_seeds"] == [7001] and held["protocol"]["development_seed"] == 2024
     assert held["draws"][0]["gain"] == held["draws"][0]["post"] - held["draws"][0]["base"]
     assert "Held-out: test draws [7001]" in result.output and (out / "report" / "heldout.md").is_file()
+    plain = lab["plain"]
+    assert set(plain) == {"filled", "hollow"} and set(plain["filled"]) == {"lab-clip-base", "lab-clip-diva"}
+    assert all(0 <= m["top1"] <= 100 for kind in plain.values() for m in kind.values())
+    assert "| filled | lab-clip-diva |" in result.output and (out / "report" / "plain.md").is_file()
 
     summary = CliRunner().invoke(app, ["lab", "summary", str(out)])
     assert summary.exit_code == 0, summary.output
     assert "| base |" in summary.output and "Orientation and Direction" in summary.output
     assert "**Held-out** (test draws [7001]" in summary.output
+    assert "| filled |" in summary.output and "| hollow |" in summary.output
 
     installed = install_builtin(models, tmp_path / "builtin")
     assert sorted(p.name for p in installed.iterdir()) == ["lab-clip-base", "lab-clip-diva", "lab-sd"]

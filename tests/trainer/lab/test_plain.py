@@ -57,6 +57,18 @@ def test_diva_lab_plain_scores_the_built_in_models(tmp_path, monkeypatch):
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    scores = json.loads(result.output)["lab-clip-base"]
+    scores = json.loads(result.output)["filled"]["lab-clip-base"]
     assert 0 <= scores["top1"] <= 100 and sorted(scores["per_class"]) == sorted(SHAPES)
     assert (tmp_path / "benchmarks").is_dir()
+
+
+def test_diva_lab_plain_reads_a_model_folder_and_both_kinds(tmp_path):
+    from trainer.artifacts import BUILTIN_MODELS_DIR
+
+    folder = str(BUILTIN_MODELS_DIR / "lab-clip-diva")
+    args = ["lab", "plain", folder, "--per-shape", "2", "--both", "--cache", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"| filled | {folder} |" in result.output and f"| hollow | {folder} |" in result.output
+    missing = CliRunner().invoke(app, ["lab", "plain", "no-such-model", "--cache", str(tmp_path)])
+    assert missing.exit_code == 2 and "unknown model" in missing.output
