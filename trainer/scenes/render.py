@@ -49,8 +49,8 @@ CANONICAL = RenderStyle()
 def sample_style(rng: np.random.Generator, scene: Scene) -> RenderStyle:
     """A random look for ``scene``: grey or tinted canvases, hard or soft edges, thin or thick
     outlines, the layout grown or shrunk and moved anywhere it fits (a lone object from 0.35x to
-    about 1.1x, a group to 0.7x at least, so its marks stay legible), tilted up to 12 degrees, and other star and arrow
-    proportions. Position, count and direction stay what the scene says."""
+    about 1.1x, a group to 0.7x at least, so its marks stay legible), tilted up to 12 degrees,
+    and other star and arrow proportions. Position, count and direction stay what the scene says."""
     low, high = _extent(scene.placements)
     fit = (0.5 - _MARGIN) / max(max(0.5 - low, high - 0.5), 1e-6)
     smallest = 0.35 if len(scene.things) == 1 else 0.7
