@@ -224,7 +224,7 @@ def successors(
     save: Optional[Path] = typer.Option(None, help="Also write the results as JSON to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """DIVA and its successors on the same base, development vs held-out (about 27 min, 2 threads)."""
+    """DIVA and its successors on the same base, development vs held-out (about 40 min, 2 threads)."""
     import torch
 
     from trainer.lab.successors import SUCCESSOR_RECIPES, compare_successors, format_successors

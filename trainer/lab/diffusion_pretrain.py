@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from trainer.feedback.conditions import unit_scaled
 from trainer.feedback.diffusion import DEFAULT_PROMPT, pixel_latents
 from trainer.feedback.reference import SD_SCHEDULER
 from trainer.lab.clip_pretrain import lr_at
-from trainer.lab.data import SceneSet
+from trainer.lab.data import SceneSet, normalise
 from trainer.scenes import CaptionBias
 
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
@@ -115,6 +116,15 @@ class DiffusionPretrainConfig(BaseModel):
     ema_decay: float = Field(
         0.0, ge=0, lt=1, description="EMA decay of the UNet's weights, saved instead of the last (0 = off)."
     )
+    condition_source: Literal["caption", "image"] = Field(
+        "caption",
+        description="What the UNet learns to read. 'caption': full-detail captions through the CLIP's "
+        "text tower (lab-sd). 'image': the frozen CLIP's own image embedding of the image it "
+        "denoises, no caption at all: GenHancer's stage 1, a light denoiser trained from scratch "
+        "on the visual CLS token with the CLIP frozen, which stage 2 (the post-training recipe, "
+        "LoRA on the tower) then learns from. It knows only what the base embedding already "
+        "carries, which is the question it answers (trainer.lab.successors).",
+    )
 
     @model_validator(mode="after")
     def _finest_level_has_no_attention(self) -> DiffusionPretrainConfig:
@@ -193,6 +203,18 @@ def caption_condition(text_encoder, ids: torch.Tensor, prompt_states: torch.Tens
     return embedding_condition(text_encoder(ids).text_embeds, prompt_states)
 
 
+@torch.no_grad()
+def image_condition(clip, images: torch.Tensor, prompt_states: torch.Tensor) -> torch.Tensor:
+    """:func:`embedding_condition` of the frozen CLIP's image embeddings of uint8 ``images``: the
+    condition post-training's ``cls_only`` condition hands the UNet, so a denoiser trained on it
+    reads exactly what the feedback later gives it."""
+    was_training = clip.model.training
+    clip.model.eval()
+    embeds = clip.model.encode_image(normalise(images, clip.mean, clip.std))
+    clip.model.train(was_training)
+    return embedding_condition(embeds, prompt_states)
+
+
 def pretrain_diffusion(
     config: DiffusionPretrainConfig,
     data: SceneSet,
@@ -238,7 +260,11 @@ def pretrain_diffusion(
             for caption in data.captions(index, rng, config.caption_bias)
         ]
         ids = tokenize(tokenizer, captions)
-        if config.condition_noise:
+        if config.condition_source == "image":
+            condition = image_condition(clip, data.images[index], prompt_states)
+            dropped = torch.tensor([caption == DEFAULT_PROMPT for caption in captions])
+            condition[dropped] = prompt_states.to(condition.dtype)
+        elif config.condition_noise:
             with torch.no_grad():
                 embeds = unit_scaled(text_encoder(ids).text_embeds)
             scale = torch.rand((len(index), 1), generator=gen) * config.condition_noise

@@ -32,8 +32,15 @@ SUCCESSOR_RECIPES: dict[str, dict[str, Any]] = {
         "steps": 1200,
     },
     "two-stage": {"projector_warmup_steps": 300},  # projector alone first, then LoRA
+    "genhancer": {},  # the shipped recipe against GenHancer's own denoiser (SUCCESSOR_DENOISERS)
     "lab-diva": {},  # the shipped recipe (CLS-only condition, LoRA, ZSCL distillation)
 }
+# Recipes that learn from a denoiser of their own rather than lab-sd: DiffusionPretrainConfig
+# changes, trained on the build's pretraining scenes against the frozen base before post-training.
+# GenHancer (METHOD.md section 5): stage 1 trains a light denoiser from scratch on the CLIP's CLS
+# token with the CLIP frozen; stage 2 is the LoRA post-training. Its DDPM epsilon objective is
+# the project's (GenHancer's own denoiser is a rectified flow).
+SUCCESSOR_DENOISERS: dict[str, dict[str, Any]] = {"genhancer": {"condition_source": "image"}}
 
 
 def compare_successors(
@@ -46,11 +53,15 @@ def compare_successors(
     test_pairs: int | None = None,
     extra_overrides: dict[str, Any] | None = None,
     feedback_images: int | None = None,
+    denoiser_overrides: dict[str, Any] | None = None,
     on_result: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Post-train ``base_dir`` with each recipe; its development and held-out gains over the base.
 
-    ``test_pairs``/``feedback_images``/``extra_overrides`` shrink a run for tests (e.g. ``steps``).
+    A recipe named in :data:`SUCCESSOR_DENOISERS` first trains its own denoiser on ``base_dir``
+    (kept under ``<work>/denoisers/<name>`` and reused) and learns from it instead of ``sd_dir``.
+    ``test_pairs``/``feedback_images``/``extra_overrides``/``denoiser_overrides`` shrink a run
+    for tests (e.g. ``steps``).
     """
     from trainer.backbones.factory import create_clip
     from trainer.lab.evaluate import evaluate_lab, make_lab_benchmark
@@ -74,7 +85,11 @@ def compare_successors(
     results: dict[str, dict[str, Any]] = {}
     for name, overrides in (recipes or SUCCESSOR_RECIPES).items():
         variant = config.model_copy(update={"recipe_overrides": {**overrides, **(extra_overrides or {})}})
-        bundle = post_train(variant, Path(base_dir), Path(sd_dir), images, work / "runs" / name, _quiet)
+        teacher = Path(sd_dir)
+        if name in SUCCESSOR_DENOISERS:
+            changes = {**SUCCESSOR_DENOISERS[name], **(denoiser_overrides or {})}
+            teacher = own_denoiser(work / "denoisers" / name, base, changes, seed, config)
+        bundle = post_train(variant, Path(base_dir), teacher, images, work / "runs" / name, _quiet)
         dev = evaluate_lab(bundle, development)
         results[name] = {
             "overrides": overrides,
@@ -86,6 +101,25 @@ def compare_successors(
         if on_result:
             on_result(name, results[name])
     return results
+
+
+def own_denoiser(folder: Path, base: Any, changes: dict[str, Any], seed: int, config: Any) -> Path:
+    """A denoiser pretrained on the build's scenes with ``changes`` against the frozen ``base``
+    (written once: a folder that holds a ``model_index.json`` is reused)."""
+    import shutil
+
+    from trainer.lab.data import make_scene_set
+    from trainer.lab.diffusion_pretrain import DiffusionPretrainConfig, pretrain_diffusion
+
+    if (folder / "model_index.json").is_file():
+        return folder
+    diffusion = DiffusionPretrainConfig.model_validate({**config.diffusion.model_dump(), **changes})
+    scenes = make_scene_set(config.clip_images, seed, config.image_size)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    pretrain_diffusion(diffusion, scenes, staging, base, seed=seed)
+    staging.rename(folder)
+    return folder
 
 
 def format_successors(results: dict[str, dict[str, Any]]) -> str:
