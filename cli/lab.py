@@ -38,6 +38,12 @@ def build(
         help="Also run the feedback-ceiling probe (what feedback could teach; about 3 min more on 2 cores).",
     ),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    reuse: Optional[Path] = typer.Option(
+        None,
+        "--reuse",
+        help="Post-train an existing lab-clip-base and lab-sd from this models folder (a build's "
+        "<out>/models or trainer/lab/builtin) instead of pretraining new ones.",
+    ),
 ) -> None:
     """Generate -> pretrain CLIP -> pretrain diffusion -> evaluate -> post-train -> evaluate."""
     import torch
@@ -61,6 +67,8 @@ def build(
     overrides = dict(raw.pop("recipe_overrides", {}) or {})
     overrides.update(parse_override(item) for item in override or [])
     fields = {**raw, "seed": seed, "out": out, "recipe": recipe, "recipe_overrides": overrides}
+    if reuse is not None:
+        fields["reuse"] = reuse
     if ceiling:
         fields["ceiling_steps"] = CEILING_STEPS
     if compare:

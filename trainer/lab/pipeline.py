@@ -70,6 +70,13 @@ class LabBuildConfig(BaseModel):
     image_size: int = Field(64, ge=16)
     clip: ClipPretrainConfig = Field(default_factory=ClipPretrainConfig)
     diffusion: DiffusionPretrainConfig = Field(default_factory=DiffusionPretrainConfig)
+    reuse: Path | None = Field(
+        None,
+        description="A models folder holding lab-clip-base and lab-sd (a build's <out>/models, or "
+        "trainer/lab/builtin): post-train and evaluate those instead of pretraining new ones, so a "
+        "new recipe reaches the shipped base exactly (its CLIP was built with one thread on another "
+        "machine, and float sums differ across machines and thread counts).",
+    )
     recipe: str = Field("lab-diva", description="Post-training recipe: a preset name or a YAML file.")
     recipe_overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted keys, e.g. steps.")
     benchmark_pairs: int = Field(
@@ -208,7 +215,7 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         make_scene_set(
             config.clip_images, config.seed, config.image_size, config.clip_style_share, config.clip_looks
         )
-        if config.clip_style_share
+        if config.clip_style_share and config.reuse is None
         else data
     )
     feedback_dir = write_feedback_images(
@@ -223,31 +230,35 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
     clock.lap("generate")
 
     base_artifact = ModelArtifact(models / BASE_ID)
-    _fresh(base_artifact.root)
-    from trainer.lab.clip_pretrain import pretrain_clip
-
-    base_bundle = pretrain_clip(
-        config.clip,
-        clip_data,
-        base_artifact.open_clip_dir,
-        seed=config.seed,
-        progress=stage_bar("pretrain-clip"),
-    )
-    clock.lap("pretrain-clip")
-
     sd_dir = models / SD_ID
-    _fresh(sd_dir)
-    from trainer.lab.diffusion_pretrain import pretrain_diffusion
+    if config.reuse is not None:
+        base_bundle = reuse_models(Path(config.reuse), models, notify)
+        clock.lap("pretrain-clip")
+    else:
+        _fresh(base_artifact.root)
+        from trainer.lab.clip_pretrain import pretrain_clip
 
-    pretrain_diffusion(
-        config.diffusion,
-        data,
-        sd_dir,
-        base_bundle,
-        seed=config.seed,
-        progress=stage_bar("pretrain-diffusion"),
-    )
-    clock.lap("pretrain-diffusion")
+        base_bundle = pretrain_clip(
+            config.clip,
+            clip_data,
+            base_artifact.open_clip_dir,
+            seed=config.seed,
+            progress=stage_bar("pretrain-clip"),
+        )
+        clock.lap("pretrain-clip")
+
+        _fresh(sd_dir)
+        from trainer.lab.diffusion_pretrain import pretrain_diffusion
+
+        pretrain_diffusion(
+            config.diffusion,
+            data,
+            sd_dir,
+            base_bundle,
+            seed=config.seed,
+            progress=stage_bar("pretrain-diffusion"),
+        )
+        clock.lap("pretrain-diffusion")
 
     from trainer.lab.evaluate import evaluate_lab
 
@@ -331,6 +342,24 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         held_out,
         plain,
     )
+
+
+def reuse_models(source: Path, models: Path, notify: StageProgress):
+    """Copy ``source``'s lab-clip-base and lab-sd into ``models``; return the base, loaded."""
+    from trainer.backbones.factory import create_clip
+
+    for model_id in (BASE_ID, SD_ID):
+        if not (source / model_id).is_dir():
+            raise FileNotFoundError(f"no {model_id} in {source} to reuse; run a full build first")
+    for model_id in (BASE_ID, SD_ID):
+        notify("pretrain-clip" if model_id == BASE_ID else "pretrain-diffusion", 0, 1, f"reusing {source}")
+        if (source / model_id).resolve() != (models / model_id).resolve():
+            _fresh(models / model_id)
+            shutil.copytree(source / model_id, models / model_id)
+        notify("pretrain-clip" if model_id == BASE_ID else "pretrain-diffusion", 1, 1, f"reused {source}")
+    bundle = create_clip(str(ModelArtifact(models / BASE_ID).open_clip_dir))
+    bundle.model.eval()
+    return bundle
 
 
 def write_feedback_images(folder: Path, count: int, seed: int, size: int) -> Path:

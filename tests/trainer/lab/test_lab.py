@@ -143,6 +143,21 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
     installed = install_builtin(models, tmp_path / "builtin")
     assert sorted(p.name for p in installed.iterdir()) == ["lab-clip-base", "lab-clip-diva", "lab-sd"]
 
+    # --reuse: a new post-training of the same base and lab-sd, nothing pretrained again
+    again = tmp_path / "again"
+    args = ["lab", "build", "--quick", "--seed", "1", "--out", str(again), "--threads", "1"]
+    rerun = CliRunner().invoke(app, [*args, "--reuse", str(installed), "--set", "steps=2"])
+    assert rerun.exit_code == 0, rerun.output
+    for model_id, weights in (("lab-clip-base", "open_clip"), ("lab-sd", "unet")):
+        for original in (installed / model_id / weights).glob("*.safetensors"):
+            assert (
+                original.read_bytes() == (again / "models" / model_id / weights / original.name).read_bytes()
+            )
+    relab = json.loads((again / "report" / "lab.json").read_text())
+    assert relab["base"] == lab["base"] and relab["config"]["reuse"] == str(installed)
+    missing = CliRunner().invoke(app, [*args, "--reuse", str(tmp_path / "none")])
+    assert missing.exit_code != 0 and "to reuse" in str(missing.exception)
+
 
 def test_pair_accuracy_needs_both_statements_right() -> None:
     from trainer.lab.probe import pair_accuracy
