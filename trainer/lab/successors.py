@@ -54,14 +54,15 @@ def compare_successors(
     extra_overrides: dict[str, Any] | None = None,
     feedback_images: int | None = None,
     denoiser_overrides: dict[str, Any] | None = None,
+    denoiser_scenes: int | None = None,
     on_result: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Post-train ``base_dir`` with each recipe; its development and held-out gains over the base.
 
     A recipe named in :data:`SUCCESSOR_DENOISERS` first trains its own denoiser on ``base_dir``
     (kept under ``<work>/denoisers/<name>`` and reused) and learns from it instead of ``sd_dir``.
-    ``test_pairs``/``feedback_images``/``extra_overrides``/``denoiser_overrides`` shrink a run
-    for tests (e.g. ``steps``).
+    ``test_pairs``/``feedback_images``/``extra_overrides``/``denoiser_overrides``/``denoiser_scenes``
+    shrink a run for tests (e.g. ``steps``).
     """
     from trainer.backbones.factory import create_clip
     from trainer.lab.evaluate import evaluate_lab, make_lab_benchmark
@@ -88,7 +89,8 @@ def compare_successors(
         teacher = Path(sd_dir)
         if name in SUCCESSOR_DENOISERS:
             changes = {**SUCCESSOR_DENOISERS[name], **(denoiser_overrides or {})}
-            teacher = own_denoiser(work / "denoisers" / name, base, changes, seed, config)
+            scenes = denoiser_scenes or config.clip_images
+            teacher = own_denoiser(work / "denoisers" / name, base, changes, seed, config, scenes)
         bundle = post_train(variant, Path(base_dir), teacher, images, work / "runs" / name, _quiet)
         dev = evaluate_lab(bundle, development)
         results[name] = {
@@ -103,9 +105,11 @@ def compare_successors(
     return results
 
 
-def own_denoiser(folder: Path, base: Any, changes: dict[str, Any], seed: int, config: Any) -> Path:
-    """A denoiser pretrained on the build's scenes with ``changes`` against the frozen ``base``
-    (written once: a folder that holds a ``model_index.json`` is reused)."""
+def own_denoiser(
+    folder: Path, base: Any, changes: dict[str, Any], seed: int, config: Any, scenes: int
+) -> Path:
+    """A denoiser pretrained on the build's first ``scenes`` scenes with ``changes`` against the
+    frozen ``base`` (written once: a folder that holds a ``model_index.json`` is reused)."""
     import shutil
 
     from trainer.lab.data import make_scene_set
@@ -114,10 +118,10 @@ def own_denoiser(folder: Path, base: Any, changes: dict[str, Any], seed: int, co
     if (folder / "model_index.json").is_file():
         return folder
     diffusion = DiffusionPretrainConfig.model_validate({**config.diffusion.model_dump(), **changes})
-    scenes = make_scene_set(config.clip_images, seed, config.image_size)
+    data = make_scene_set(scenes, seed, config.image_size)
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    pretrain_diffusion(diffusion, scenes, staging, base, seed=seed)
+    pretrain_diffusion(diffusion, data, staging, base, seed=seed)
     staging.rename(folder)
     return folder
 

@@ -19,6 +19,7 @@ def test_two_recipes_on_the_same_base_and_draws(tmp_path):
         feedback_images=8,
         extra_overrides={"steps": 2, "batch_size": 2, "checkpoint_every": 2},
         denoiser_overrides={"steps": 2, "batch_size": 2},
+        denoiser_scenes=16,
         on_result=lambda name, _: seen.append(name),
     )
     assert seen == ["diva-condition", "genhancer", "lab-diva"]
