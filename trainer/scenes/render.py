@@ -24,9 +24,8 @@ from trainer.scenes.world import COLORS, Placement, Scene, Thing
 SUPERSAMPLE = 4
 BACKGROUND = (255, 255, 255)
 _MARGIN = 0.02  # canvas units kept free at every edge when a style moves or grows a layout
-_REACH = (
-    1.22  # how far past its radius an object may paint: a tilted triangle (1.09) plus half a thick outline
-)
+# How far past its radius an object may paint: a tilted triangle (1.09) plus half a thick outline.
+_REACH = 1.22
 
 
 @dataclass(frozen=True)
