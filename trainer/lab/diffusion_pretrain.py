@@ -255,23 +255,21 @@ def pretrain_diffusion(
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, config.steps, config.lr, config.warmup_steps)
         index = torch.randint(len(data), (config.batch_size,), generator=gen)
-        captions = [
-            DEFAULT_PROMPT if rng.random() < config.prompt_drop else caption
-            for caption in data.captions(index, rng, config.caption_bias)
-        ]
-        ids = tokenize(tokenizer, captions)
-        if config.condition_source == "image":
+        sampled = data.captions(index, rng, config.caption_bias)
+        dropped = [rng.random() < config.prompt_drop for _ in sampled]
+        if config.condition_source == "image":  # no caption is read: only the drop applies
             condition = image_condition(clip, data.images[index], prompt_states)
-            dropped = torch.tensor([caption == DEFAULT_PROMPT for caption in captions])
-            condition[dropped] = prompt_states.to(condition.dtype)
-        elif config.condition_noise:
-            with torch.no_grad():
-                embeds = unit_scaled(text_encoder(ids).text_embeds)
-            scale = torch.rand((len(index), 1), generator=gen) * config.condition_noise
-            embeds = embeds + scale * torch.randn(embeds.shape, generator=gen)
-            condition = embedding_condition(embeds, prompt_states)
+            condition[torch.tensor(dropped)] = prompt_states.to(condition.dtype)
         else:
-            condition = caption_condition(text_encoder, ids, prompt_states)
+            ids = tokenize(tokenizer, [DEFAULT_PROMPT if d else c for d, c in zip(dropped, sampled)])
+            if config.condition_noise:
+                with torch.no_grad():
+                    embeds = unit_scaled(text_encoder(ids).text_embeds)
+                scale = torch.rand((len(index), 1), generator=gen) * config.condition_noise
+                embeds = embeds + scale * torch.randn(embeds.shape, generator=gen)
+                condition = embedding_condition(embeds, prompt_states)
+            else:
+                condition = caption_condition(text_encoder, ids, prompt_states)
         z0 = to_pixels(data.images[index], unet.config)
         noise = torch.randn(z0.shape, generator=gen)
         t = torch.randint(scheduler.config.num_train_timesteps, (len(index),), generator=gen)
