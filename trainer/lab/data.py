@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from trainer.scenes import CaptionBias, Scene, render, sample_caption, sample_scene
-from trainer.scenes.render import CANONICAL, sample_style
+from trainer.scenes.render import CANONICAL, RenderStyle, sample_style
 from trainer.scenes.world import VARIED_PROPERTIES, varied_properties, vary
 
 
@@ -53,8 +53,7 @@ def make_scene_set(
     stream = np.random.default_rng([seed, 3])
     drawn = [scene for scene in scenes for _ in range(looks)]
     styles = [sample_style(stream, scene) if stream.random() < style_share else CANONICAL for scene in drawn]
-    pixels = np.stack([np.asarray(render(scene, size, style)) for scene, style in zip(drawn, styles)])
-    return SceneSet(drawn, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
+    return _rendered(drawn, size, styles)
 
 
 def make_twin_pairs(
@@ -78,8 +77,9 @@ def make_twin_pairs(
     return _rendered(firsts, size), _rendered(seconds, size)
 
 
-def _rendered(scenes: list[Scene], size: int) -> SceneSet:
-    pixels = np.stack([np.asarray(render(scene, size)) for scene in scenes])
+def _rendered(scenes: list[Scene], size: int, styles: list[RenderStyle] | None = None) -> SceneSet:
+    looks = styles or [CANONICAL] * len(scenes)
+    pixels = np.stack([np.asarray(render(scene, size, look)) for scene, look in zip(scenes, looks)])
     return SceneSet(scenes, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
 
 

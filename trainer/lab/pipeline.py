@@ -216,14 +216,15 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
 
     clock.start()
     notify("generate", 0, 1, "drawing scenes")
-    data = make_scene_set(config.clip_images, config.seed, config.image_size)
-    clip_data = (
-        make_scene_set(
-            config.clip_images, config.seed, config.image_size, config.clip_style_share, config.clip_looks
+    if config.reuse is None:  # pretraining scenes: a reused base and lab-sd need none
+        data = make_scene_set(config.clip_images, config.seed, config.image_size)
+        clip_data = (
+            make_scene_set(
+                config.clip_images, config.seed, config.image_size, config.clip_style_share, config.clip_looks
+            )
+            if config.clip_style_share
+            else data
         )
-        if config.clip_style_share and config.reuse is None
-        else data
-    )
     feedback_dir = write_feedback_images(
         out / "images", config.feedback_images, config.seed, config.image_size
     )
@@ -232,7 +233,8 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         pairs_per_pattern=config.benchmark_pairs,
         images_per_class=config.benchmark_images_per_class,
     )
-    notify("generate", 1, 1, f"{len(data)} scenes, {config.feedback_images} feedback images")
+    scenes = "no" if config.reuse is not None else len(data)
+    notify("generate", 1, 1, f"{scenes} scenes, {config.feedback_images} feedback images")
     clock.lap("generate")
 
     base_artifact = ModelArtifact(models / BASE_ID)
@@ -354,15 +356,16 @@ def reuse_models(source: Path, models: Path, notify: StageProgress):
     """Copy ``source``'s lab-clip-base and lab-sd into ``models``; return the base, loaded."""
     from trainer.backbones.factory import create_clip
 
-    for model_id in (BASE_ID, SD_ID):
+    stages = {BASE_ID: "pretrain-clip", SD_ID: "pretrain-diffusion"}
+    for model_id in stages:
         if not (source / model_id).is_dir():
             raise FileNotFoundError(f"no {model_id} in {source} to reuse; run a full build first")
-    for model_id in (BASE_ID, SD_ID):
-        notify("pretrain-clip" if model_id == BASE_ID else "pretrain-diffusion", 0, 1, f"reusing {source}")
+    for model_id, stage in stages.items():
+        notify(stage, 0, 1, f"reusing {source}")
         if (source / model_id).resolve() != (models / model_id).resolve():
             _fresh(models / model_id)
             shutil.copytree(source / model_id, models / model_id)
-        notify("pretrain-clip" if model_id == BASE_ID else "pretrain-diffusion", 1, 1, f"reused {source}")
+        notify(stage, 1, 1, f"reused {source}")
     bundle = create_clip(str(ModelArtifact(models / BASE_ID).open_clip_dir))
     bundle.model.eval()
     return bundle
