@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainer.artifacts import BUILTIN_MODELS_DIR, ModelArtifact, ModelManifest
 from trainer.lab.clip_pretrain import ClipPretrainConfig
@@ -114,6 +114,16 @@ class LabBuildConfig(BaseModel):
         f"{CEILING_STEPS}). It is most of the probes' cost: 179 of 208 s with two threads on an AVX2 "
         "2-core machine (docs/lab-log.md).",
     )
+
+    @field_validator("reuse")
+    @classmethod
+    def _reuse_holds_both_models(cls, reuse: Path | None) -> Path | None:
+        """Checked with the config, so ``diva lab build --reuse`` refuses a wrong folder up front."""
+        if reuse is not None:
+            missing = [m for m in (BASE_ID, SD_ID) if not (Path(reuse) / m).is_dir()]
+            if missing:
+                raise ValueError(f"no {' or '.join(missing)} in {reuse} to reuse; run a full build first")
+        return reuse
 
     @classmethod
     def quick(cls, **changes: Any) -> LabBuildConfig:
@@ -356,10 +366,7 @@ def reuse_models(source: Path, models: Path, notify: StageProgress):
     """Copy ``source``'s lab-clip-base and lab-sd into ``models``; return the base, loaded."""
     from trainer.backbones.factory import create_clip
 
-    stages = {BASE_ID: "pretrain-clip", SD_ID: "pretrain-diffusion"}
-    for model_id in stages:
-        if not (source / model_id).is_dir():
-            raise FileNotFoundError(f"no {model_id} in {source} to reuse; run a full build first")
+    stages = {BASE_ID: "pretrain-clip", SD_ID: "pretrain-diffusion"}  # both checked by LabBuildConfig
     for model_id, stage in stages.items():
         notify(stage, 0, 1, f"reusing {source}")
         if (source / model_id).resolve() != (models / model_id).resolve():

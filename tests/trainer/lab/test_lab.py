@@ -156,7 +156,8 @@ def test_quick_build_end_to_end(tmp_path: Path) -> None:
     relab = json.loads((again / "report" / "lab.json").read_text())
     assert relab["base"] == lab["base"] and relab["config"]["reuse"] == str(installed)
     missing = CliRunner().invoke(app, [*args, "--reuse", str(tmp_path / "none")])
-    assert missing.exit_code != 0 and "to reuse" in str(missing.exception)
+    assert missing.exit_code == 2 and "to reuse" in missing.output
+    assert (again / "models" / "lab-clip-diva").is_dir(), "a refused build leaves the last one as it was"
 
 
 def test_pair_accuracy_needs_both_statements_right() -> None:
