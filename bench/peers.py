@@ -216,17 +216,20 @@ def infinity_server(
 
 
 # --- the model --------------------------------------------------------------------------------
-def prepare_model(model: str, home: Path, work: Path) -> tuple[Any, Path, str]:
+def prepare_model(model: str, home: Path, work: Path, *, hf: bool = True) -> tuple[Any, Path | None, str]:
     """The project's registry folder of ``model`` (open_clip + ONNX export) under ``home``, and the
-    Hugging Face folder written by ``diva export --format hf`` (what infinity serves)."""
+    Hugging Face folder written by ``diva export --format hf`` (what infinity serves; ``hf=False``
+    skips that export, a CLI run of its own, for runs that serve only the project)."""
     from trainer.artifacts import BUILTIN_MODELS_DIR
     from trainer.backbones.factory import create_clip, write_model_folder
     from trainer.export.onnx import export_onnx
 
-    hf_dir = work / "hf"
-    diva = Path(sys.executable).parent / "diva"
-    command = [str(diva)] if diva.is_file() else [sys.executable, "-m", "cli.main"]
-    subprocess.run([*command, "export", model, "--format", "hf", "--out", str(hf_dir)], check=True, cwd=ROOT)
+    hf_dir = work / "hf" if hf else None
+    if hf_dir is not None:
+        diva = Path(sys.executable).parent / "diva"
+        command = [str(diva)] if diva.is_file() else [sys.executable, "-m", "cli.main"]
+        export = [*command, "export", model, "--format", "hf", "--out", str(hf_dir)]
+        subprocess.run(export, check=True, cwd=ROOT)
     source = BUILTIN_MODELS_DIR / model / "open_clip"
     bundle = create_clip(str(source if source.is_dir() else model))
     model_id = f"peer-{model}"

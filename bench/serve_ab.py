@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="diva-ab-") as tmp:
         work = Path(tmp)
-        _, _, model_id = peers.prepare_model(args.model, work / "home", work)
+        _, _, model_id = peers.prepare_model(args.model, work / "home", work, hf=False)
         images = peers.jpegs(len(peers.TEXTS))
         servers = {}
         try:

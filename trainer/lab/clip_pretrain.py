@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.backbones.factory import ClipBundle, eval_transform, list_architectures, save_open_clip
-from trainer.lab.data import SceneSet, make_twin_pairs, normalise
+from trainer.lab.data import SceneSet, fresh_looks, make_twin_pairs, normalise
 from trainer.lab.vocab import build_word_tokenizer
 from trainer.scenes import CaptionBias
 
@@ -54,6 +54,15 @@ class ClipPretrainConfig(BaseModel):
         description="Share of each teacher batch made of twin pairs (two scenes that differ in one "
         "fine property: trainer.lab.data.make_twin_pairs), so the teacher's text tower must read "
         "word order and every fine word rather than a bag of words (0 = random batches).",
+    )
+    fresh_style_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of each image-phase batch redrawn at every step in a new random look "
+        "(trainer.scenes.render.sample_style: size, place, canvas, edges, tilt), so no look is "
+        "seen twice. The text teacher phase stays canonical: the text tower, and so lab-sd, is the "
+        "same as without it. 0 = the batch as rendered.",
     )
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
@@ -143,7 +152,16 @@ def pretrain_clip(
             if name.split(".")[0] in TEXT_PARTS:
                 param.requires_grad_(False)
     _contrastive(
-        bundle, data, config, config.bias, config.steps, seed, progress, config.text_teacher_steps, total
+        bundle,
+        data,
+        config,
+        config.bias,
+        config.steps,
+        seed,
+        progress,
+        config.text_teacher_steps,
+        total,
+        fresh_share=config.fresh_style_share,
     )
     bundle.model.requires_grad_(True).eval()
     save_open_clip(bundle, folder)
@@ -161,10 +179,13 @@ def _contrastive(
     done: int,
     total: int,
     twins: tuple[tuple[SceneSet, SceneSet], float] | None = None,
+    fresh_share: float = 0.0,
 ) -> None:
     """AdamW + ``ClipLoss`` on the bundle's trainable parameters for ``steps`` steps.
 
-    ``twins`` (twin pairs and a share of the batch) puts that share of each batch in pairs.
+    ``twins`` (twin pairs and a share of the batch) puts that share of each batch in pairs;
+    ``fresh_share`` redraws that share in new looks (:func:`~trainer.lab.data.fresh_looks`) from
+    a stream of its own, so the batches and captions are those of a run without it.
     """
     from open_clip.loss import ClipLoss
 
@@ -181,13 +202,15 @@ def _contrastive(
     loss_fn = ClipLoss()
     rng = np.random.default_rng([seed, done])
     gen = torch.Generator().manual_seed(seed + done)
+    looks = np.random.default_rng([seed, done, 5])
     trainable = [p for _, p in params]
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, steps, config.lr, config.warmup_steps)
         pairs = round(config.batch_size * twins[1] / 2) if twins else 0
         index = torch.randint(len(data), (config.batch_size - 2 * pairs,), generator=gen)
-        pixels, captions = data.images[index], data.captions(index, rng, bias)
+        pixels = fresh_looks(data, index, fresh_share, looks) if fresh_share else data.images[index]
+        captions = data.captions(index, rng, bias)
         if twins:
             (firsts, seconds), pick = twins[0], torch.randint(len(twins[0][0]), (pairs,), generator=gen)
             pixels = torch.cat([pixels, firsts.images[pick], seconds.images[pick]])

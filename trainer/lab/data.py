@@ -77,6 +77,23 @@ def make_twin_pairs(
     return _rendered(firsts, size), _rendered(seconds, size)
 
 
+def fresh_looks(data: SceneSet, index: torch.Tensor, share: float, rng: np.random.Generator) -> torch.Tensor:
+    """The batch ``data.images[index]`` with about ``share`` of it redrawn in a new random look.
+
+    A look drawn at every step is never seen twice, so a tower cannot memorise it the way it
+    memorises a fixed styled set (``make_scene_set(looks=...)``); the scenes, and so the
+    captions, stay those of ``index``.
+    """
+    pixels = data.images[index]
+    redraw = [k for k in range(len(index)) if rng.random() < share]
+    if redraw:
+        scenes = [data.scenes[int(index[k])] for k in redraw]
+        styles = [sample_style(rng, scene) for scene in scenes]
+        pixels = pixels.clone()
+        pixels[redraw] = _rendered(scenes, int(pixels.shape[-1]), styles).images
+    return pixels
+
+
 def _rendered(scenes: list[Scene], size: int, styles: list[RenderStyle] | None = None) -> SceneSet:
     looks = styles or [CANONICAL] * len(scenes)
     pixels = np.stack([np.asarray(render(scene, size, look)) for scene, look in zip(scenes, looks)])

@@ -42,6 +42,22 @@ def test_clip_pretraining_is_deterministic_and_learns(tmp_path: Path) -> None:
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
+def test_fresh_looks_change_only_the_image_phase(tmp_path: Path) -> None:
+    """``fresh_style_share`` redraws the image phase's batches; the teacher's text tower, which
+    lab-sd reads, is the one a canonical run gets, bit for bit."""
+    from trainer.lab.clip_pretrain import TEXT_PARTS, ClipPretrainConfig, pretrain_clip
+    from trainer.lab.data import make_scene_set
+
+    data = make_scene_set(64, seed=3)
+    canonical = ClipPretrainConfig(steps=2, batch_size=16, warmup_steps=1, text_teacher_steps=2)
+    fresh = canonical.model_copy(update={"fresh_style_share": 1.0})
+    plain = pretrain_clip(canonical, data, tmp_path / "c", seed=5).model.state_dict()
+    styled = pretrain_clip(fresh, data, tmp_path / "f", seed=5).model.state_dict()
+    text_keys = [k for k in plain if k.split(".")[0] in TEXT_PARTS and k != "attn_mask"]
+    assert text_keys and all(torch.equal(plain[k], styled[k]) for k in text_keys)
+    assert not torch.equal(plain["visual.proj"], styled["visual.proj"])
+
+
 def test_text_teacher_lends_its_frozen_text_tower(tmp_path: Path) -> None:
     """Two-phase pretraining: the text tower is exactly a full-caption CLIP's, the image tower new."""
     from trainer.lab.clip_pretrain import TEXT_PARTS, ClipPretrainConfig, pretrain_clip

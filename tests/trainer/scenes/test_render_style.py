@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from trainer.lab.data import make_scene_set
 from trainer.scenes import Placement, Scene, Thing, render, sample_scene
@@ -84,3 +85,19 @@ def test_several_looks_per_scene_draw_each_scene_anew() -> None:
     assert (firsts != seconds).flatten(1).any(dim=1).all(), "each look of a scene is another drawing"
     with pytest.raises(ValueError, match="one look"):
         make_scene_set(4, seed=4, looks=0)
+
+
+def test_fresh_looks_redraw_a_share_of_the_batch_and_never_repeat() -> None:
+    from trainer.lab.data import fresh_looks
+
+    data = make_scene_set(32, seed=4, size=32)
+    index = torch.arange(32)
+    rng = np.random.default_rng(0)
+    assert fresh_looks(data, index, 0.0, rng).equal(data.images)
+    first, second = fresh_looks(data, index, 1.0, rng), fresh_looks(data, index, 1.0, rng)
+    changed = (first != data.images).flatten(1).any(dim=1)
+    assert changed.float().mean() > 0.75, "almost every image gets another look"
+    assert (first != second).flatten(1).any(dim=1).float().mean() > 0.75, "and a new one each step"
+    half = (fresh_looks(data, index, 0.5, rng) != data.images).flatten(1).any(dim=1).float().mean()
+    assert 0.2 < half < 0.8
+    assert data.images.equal(make_scene_set(32, seed=4, size=32).images), "the set itself is untouched"
