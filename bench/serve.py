@@ -128,8 +128,10 @@ class Server:
         self.workers = workers
 
     def __enter__(self) -> Server:
-        import httpx
+        return self.start().wait_ready()
 
+    def start(self) -> Server:
+        """Launch the child without waiting, so several servers can load their models side by side."""
         command = [
             sys.executable,
             "-m",
@@ -146,10 +148,16 @@ class Server:
         ]
         if self.workers > 1:  # each worker process loads its own model and batches on its own
             command += ["--workers", str(self.workers)]
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in __exit__)
         self.process = subprocess.Popen(
             command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
         )
+        return self
+
+    def wait_ready(self) -> Server:
+        """Block until /readyz reports the model loaded; stop the child and raise if it never does."""
+        import httpx
+
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "DIVA_TORCH_THREADS": str(args.threads),
                     **extra,
                 }
-                servers[name] = Server(env, work / f"{name}.log").__enter__()
+                servers[name] = Server(env, work / f"{name}.log").start()
+            for server in servers.values():  # the variants load their models side by side
+                server.wait_ready()
             for round_index in range(args.rounds):
                 for workload in ("texts", "images"):
                     for name, server in servers.items():
