@@ -327,6 +327,22 @@ def test_earlier_builds_ship_as_configs(name: str, draws: dict, attention_blocks
     assert sum(kind.startswith("CrossAttn") for kind in unet.config.down_block_types) == attention_blocks
 
 
+def test_every_shipped_build_config_validates() -> None:
+    """A config under trainer/lab/configs is a documented command; a renamed field must fail here."""
+    import yaml
+
+    from trainer.lab.pipeline import LabBuildConfig
+
+    folder = Path(__file__).resolve().parents[3] / "trainer" / "lab" / "configs"
+    configs = {path.name: yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))}
+    assert {"32px.yaml", "32px-fast.yaml", "fresh-looks.yaml"} <= set(configs)
+    for data in configs.values():
+        LabBuildConfig.model_validate(data)
+    fresh = LabBuildConfig.model_validate(configs["fresh-looks.yaml"])
+    assert fresh.clip.fresh_style_share > 0 and fresh.clip.steps > LabBuildConfig().clip.steps
+    assert fresh.diffusion == LabBuildConfig().diffusion, "lab-sd is the default build's"
+
+
 def test_bad_build_config_is_rejected() -> None:
     from trainer.lab.pipeline import LabBuildConfig
 
