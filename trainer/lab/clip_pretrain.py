@@ -209,7 +209,7 @@ def _contrastive(
             group["lr"] = lr_at(step, steps, config.lr, config.warmup_steps)
         pairs = round(config.batch_size * twins[1] / 2) if twins else 0
         index = torch.randint(len(data), (config.batch_size - 2 * pairs,), generator=gen)
-        pixels = fresh_looks(data, index, fresh_share, looks) if fresh_share else data.images[index]
+        pixels = fresh_looks(data, index, fresh_share, looks)
         captions = data.captions(index, rng, bias)
         if twins:
             (firsts, seconds), pick = twins[0], torch.randint(len(twins[0][0]), (pairs,), generator=gen)

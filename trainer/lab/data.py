@@ -85,6 +85,8 @@ def fresh_looks(data: SceneSet, index: torch.Tensor, share: float, rng: np.rando
     captions, stay those of ``index``.
     """
     pixels = data.images[index]
+    if not share:  # the canonical batch, and no draws taken from ``rng``
+        return pixels
     redraw = [k for k in range(len(index)) if rng.random() < share]
     if redraw:
         scenes = [data.scenes[int(index[k])] for k in redraw]
