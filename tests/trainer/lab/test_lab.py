@@ -332,15 +332,22 @@ def test_every_shipped_build_config_validates() -> None:
     import yaml
 
     from trainer.lab.pipeline import LabBuildConfig
+    from trainer.recipes.schema import load_train_config
 
     folder = Path(__file__).resolve().parents[3] / "trainer" / "lab" / "configs"
     configs = {path.name: yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))}
-    assert {"32px.yaml", "32px-fast.yaml", "fresh-looks.yaml"} <= set(configs)
+    assert {"32px.yaml", "32px-fast.yaml", "fresh-looks.yaml", "text-teacher.yaml"} <= set(configs)
     for data in configs.values():
-        LabBuildConfig.model_validate(data)
+        config = LabBuildConfig.model_validate(data)
+        # post-training runs last, after an hour of pretraining: a bad override must fail here
+        load_train_config(config.recipe, config.recipe_overrides)
     fresh = LabBuildConfig.model_validate(configs["fresh-looks.yaml"])
     assert fresh.clip.fresh_style_share > 0 and fresh.clip.steps > LabBuildConfig().clip.steps
     assert fresh.diffusion == LabBuildConfig().diffusion, "lab-sd is the default build's"
+    teacher = LabBuildConfig.model_validate(configs["text-teacher.yaml"])
+    assert teacher.clip.text_teacher_twins > 0
+    assert teacher.clip.text_teacher_steps > LabBuildConfig().clip.text_teacher_steps
+    assert load_train_config(teacher.recipe, teacher.recipe_overrides).optim.lr == 1e-3
 
 
 def test_bad_build_config_is_rejected() -> None:
