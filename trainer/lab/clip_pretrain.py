@@ -131,21 +131,7 @@ def pretrain_clip(
     bundle = new_lab_clip(config, folder, seed)
     total = config.text_teacher_steps + config.steps
     if config.text_teacher_steps:
-        teacher = new_lab_clip(config, folder, seed)
-        size = int(data.images.shape[-1])
-        twins = make_twin_pairs(len(data) // 2, seed, size) if config.text_teacher_twins else None
-        _contrastive(
-            teacher,
-            data,
-            config,
-            config.text_teacher_bias,
-            config.text_teacher_steps,
-            seed,
-            progress,
-            0,
-            total,
-            twins=(twins, config.text_teacher_twins) if twins is not None else None,
-        )
+        teacher = train_text_teacher(config, data, folder, seed=seed, progress=progress, total=total)
         text_state = {k: v for k, v in teacher.model.state_dict().items() if k.split(".")[0] in TEXT_PARTS}
         bundle.model.load_state_dict(text_state, strict=False)
         for name, param in bundle.model.named_parameters():
@@ -166,6 +152,42 @@ def pretrain_clip(
     bundle.model.requires_grad_(True).eval()
     save_open_clip(bundle, folder)
     return bundle
+
+
+def train_text_teacher(
+    config: ClipPretrainConfig,
+    data: SceneSet,
+    folder: Path | str,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> ClipBundle:
+    """The teacher phase alone: a fresh CLIP trained ``text_teacher_steps`` on ``text_teacher_bias``
+    captions (twin pairs as configured); ``folder`` receives its word tokenizer.
+
+    :func:`pretrain_clip` keeps its text tower; a lab whose diffusion model reads captions through
+    a text encoder of its own (``LabBuildConfig.sd_text_teacher``) hands it to lab-sd. The same
+    config and seed give the same teacher either way.
+    """
+    if not config.text_teacher_steps:
+        raise ValueError("a text teacher needs text_teacher_steps > 0")
+    teacher = new_lab_clip(config, Path(folder), seed)
+    size = int(data.images.shape[-1])
+    twins = make_twin_pairs(len(data) // 2, seed, size) if config.text_teacher_twins else None
+    _contrastive(
+        teacher,
+        data,
+        config,
+        config.text_teacher_bias,
+        config.text_teacher_steps,
+        seed,
+        progress,
+        0,
+        total or config.text_teacher_steps,
+        twins=(twins, config.text_teacher_twins) if twins is not None else None,
+    )
+    return teacher
 
 
 def _contrastive(

@@ -76,6 +76,17 @@ class LabBuildConfig(BaseModel):
     image_size: int = Field(64, ge=16)
     clip: ClipPretrainConfig = Field(default_factory=ClipPretrainConfig)
     diffusion: DiffusionPretrainConfig = Field(default_factory=DiffusionPretrainConfig)
+    sd_text_teacher: ClipPretrainConfig | None = Field(
+        None,
+        description="lab-sd reads captions through the text tower of a CLIP of its own, trained as "
+        "this config's text teacher phase (trainer.lab.clip_pretrain.train_text_teacher), as Stable "
+        "Diffusion reads them through OpenCLIP-H rather than through the CLIP DIVA improves. None = "
+        "through lab-clip-base's text tower. Post-training then needs a projector between the two "
+        "spaces (the recipe's projector_init: text, fitted on the build's captions).",
+    )
+    bridge_captions: int = Field(
+        4000, ge=2, description="Full captions of fresh scenes written for projector_init: text."
+    )
     reuse: Path | None = Field(
         None,
         description="A models folder holding lab-clip-base and lab-sd (a build's <out>/models, or "
@@ -268,11 +279,24 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
         _fresh(sd_dir)
         from trainer.lab.diffusion_pretrain import pretrain_diffusion
 
+        reader = base_bundle
+        if config.sd_text_teacher is not None:
+            from trainer.lab.clip_pretrain import train_text_teacher
+
+            teacher_dir = out / "sd-text-teacher"
+            _fresh(teacher_dir)
+            reader = train_text_teacher(
+                config.sd_text_teacher,
+                data,
+                teacher_dir,
+                seed=config.seed,
+                progress=stage_bar("pretrain-diffusion"),
+            )
         pretrain_diffusion(
             config.diffusion,
             data,
             sd_dir,
-            base_bundle,
+            reader,
             seed=config.seed,
             progress=stage_bar("pretrain-diffusion"),
         )
@@ -392,6 +416,21 @@ def write_feedback_images(folder: Path, count: int, seed: int, size: int) -> Pat
     return folder
 
 
+def write_bridge_captions(path: Path, count: int, seed: int) -> Path:
+    """Full-detail captions of ``count`` fresh scenes (their own stream), one per line: what a
+    ``projector_init: text`` projector is fitted on. Text only: the scenes are never drawn."""
+    import numpy as np
+
+    from trainer.scenes import CaptionBias, sample_caption, sample_scene
+
+    rng = np.random.default_rng([seed, 2])
+    full = CaptionBias.full()
+    lines = [sample_caption(sample_scene(rng), rng, full) for _ in range(count)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def post_train(
     config: LabBuildConfig,
     base_dir: Path,
@@ -416,6 +455,9 @@ def post_train(
         **config.recipe_overrides,
     }
     train_config = load_train_config(config.recipe, overrides)
+    if train_config.projector_init == "text" and not train_config.projector_captions:
+        captions = write_bridge_captions(run_dir.parent / "captions.txt", config.bridge_captions, config.seed)
+        train_config = load_train_config(config.recipe, {**overrides, "projector_captions": str(captions)})
     result = run_training(
         train_config,
         progress=lambda event: notify(stage, event.step, event.total, f"loss {event.loss:.3f}"),

@@ -108,8 +108,15 @@ class TrainConfig(_Strict):
     data: DataConfig
     condition: ConditionConfig = Field(default_factory=ClsPlusRandom)
     projector: Literal["linear", "mlp"] = "linear"
-    projector_init: Literal["random", "identity"] = Field(
-        "random", description="identity: a square linear projector starts as the identity map."
+    projector_init: Literal["random", "identity", "text"] = Field(
+        "random",
+        description="identity: a square linear projector starts as the identity map; text: a linear "
+        "projector starts as the map from the CLIP's text embeddings to the diffusion model's pooled "
+        "text embeddings of projector_captions (trainer.feedback.bridge), for a diffusion model that "
+        "reads captions through a text encoder of its own.",
+    )
+    projector_captions: str | None = Field(
+        None, description="projector_init text only: a UTF-8 file of captions, one per line."
     )
     projector_trainable: bool = Field(
         True,
@@ -167,6 +174,8 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _stages(self) -> TrainConfig:
+        if self.projector_init == "text" and (self.projector != "linear" or not self.projector_captions):
+            raise ValueError("projector_init text needs projector linear and a projector_captions file")
         if self.projector_warmup_steps >= self.steps:
             raise ValueError(
                 f"projector_warmup_steps ({self.projector_warmup_steps}) must be below steps ({self.steps})"

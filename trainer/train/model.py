@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,8 @@ from trainer.feedback.conditions import ConditionBuilder, build_projector, rando
 from trainer.feedback.diffusion import FrozenDiffusion
 from trainer.recipes.schema import LoraConfig, TrainConfig
 from trainer.train.anchor import BaseAnchor, build_anchor
+
+log = logging.getLogger(__name__)
 
 
 class Student(nn.Module):
@@ -145,9 +148,24 @@ def build_setup(config: TrainConfig, device: torch.device, frozen_dtype: torch.d
         tower = apply_lora(tower, config.lora)
     else:
         visual.requires_grad_(True)
+    text_init = config.projector_init == "text"
     projector = build_projector(
-        config.projector, _embed_dim(tower), feedback.cross_attention_dim, config.projector_init
+        config.projector,
+        _embed_dim(tower),
+        feedback.cross_attention_dim,
+        "random" if text_init else config.projector_init,
     )
+    if text_init:
+        from trainer.feedback.bridge import init_text_bridge, read_captions
+
+        cosine = init_text_bridge(
+            projector,
+            bundle,
+            config.diffusion,
+            read_captions(config.projector_captions),
+            getattr(config.condition, "normalize", False),
+        )
+        log.info("projector fitted on %s: mean caption cosine %.3f", config.projector_captions, cosine)
     projector.requires_grad_(config.projector_trainable)
     condition = ConditionBuilder(config.condition, projector, feedback.prompt_embeds.float())
     length = condition.check_shapes(num_patches)
