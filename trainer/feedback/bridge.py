@@ -122,3 +122,13 @@ def init_text_bridge(
         projector.bias.copy_(bias)
         fitted = projector(source)
     return float(torch.nn.functional.cosine_similarity(fitted, target, dim=-1).mean())
+
+
+def text_bridge(
+    bundle, diffusion_folder: str | Path, captions: list[str], normalize: bool = True
+) -> nn.Linear:
+    """A frozen fitted map from ``bundle``'s joint space to the diffusion condition (probes)."""
+    width_out = diffusion_text_embeddings(diffusion_folder, captions[:2]).shape[1]
+    bridge = nn.Linear(bundle.embed_dim, width_out)
+    init_text_bridge(bridge, bundle, diffusion_folder, captions, normalize)
+    return bridge.requires_grad_(False)

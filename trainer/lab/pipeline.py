@@ -43,6 +43,7 @@ STAGES = (
 # recipe, full tower, SGD, plain epsilon MSE). Off by default: with it the two-thread build took
 # 15.5 minutes, over the 15-minute target (docs/lab-log.md).
 COMPARISON_VARIANTS: dict[str, dict[str, Any]] = {"diva-condition": SUCCESSOR_RECIPES["diva-condition"]}
+BRIDGE_CAPTIONS = "captions.txt"  # in the run folder, when the recipe fits its projector on text
 CEILING_STEPS = 60  # the feedback-ceiling probe's SGD steps when asked for (``--ceiling``)
 StageProgress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
 
@@ -369,7 +370,7 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
             "evaluate-plain", 1, 1, f"filled {filled[BASE_ID]['top1']:.1f} -> {filled[DIVA_ID]['top1']:.1f}"
         )
         clock.lap("evaluate-plain")
-    probes = run_probes(config, sd_dir, base_bundle, post_bundle)
+    probes = run_probes(config, sd_dir, base_bundle, post_bundle, out / "runs" / DIVA_ID / BRIDGE_CAPTIONS)
     report_dir = write_lab_report(
         out / "report", config, base_scores, post_scores, clock, probes, variants, held_out, plain
     )
@@ -454,10 +455,11 @@ def post_train(
         "device": "cpu",
         **config.recipe_overrides,
     }
+    if overrides.get("projector_init") == "text" and "projector_captions" not in overrides:
+        # the lab's own captions: text only, the scenes are never drawn
+        captions = write_bridge_captions(run_dir / BRIDGE_CAPTIONS, config.bridge_captions, config.seed)
+        overrides["projector_captions"] = str(captions)
     train_config = load_train_config(config.recipe, overrides)
-    if train_config.projector_init == "text" and not train_config.projector_captions:
-        captions = write_bridge_captions(run_dir.parent / "captions.txt", config.bridge_captions, config.seed)
-        train_config = load_train_config(config.recipe, {**overrides, "projector_captions": str(captions)})
     result = run_training(
         train_config,
         progress=lambda event: notify(stage, event.step, event.total, f"loss {event.loss:.3f}"),
@@ -497,17 +499,33 @@ def write_manifest(
     artifact.write_manifest(manifest)
 
 
-def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -> dict[str, Any]:
-    """Diagnostics that explain the scores: what lab-sd renders, what the text tower separates."""
+def run_probes(
+    config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle, captions: Path | None = None
+) -> dict[str, Any]:
+    """Diagnostics that explain the scores: what lab-sd renders, what the text tower separates.
+
+    ``captions`` (the post-training run's, when its projector was fitted on text) gives the
+    feedback probes the same fitted map from the base's space to lab-sd's.
+    """
     if config.probe_pairs == 0:
         return {}
     from trainer.lab.probe import caption_sensitivity, feedback_alignment, feedback_ceiling, text_separation
 
+    bridge = None
+    if captions is not None and captions.is_file():
+        from trainer.feedback.bridge import read_captions, text_bridge
+
+        bridge = text_bridge(base_bundle, sd_dir, read_captions(captions))
     pairs = config.probe_pairs
     probes: dict[str, Any] = {}
     if config.ceiling_steps:
         probes["feedback_ceiling"] = feedback_ceiling(
-            sd_dir, base_bundle, pairs_per_pattern=pairs, steps=config.ceiling_steps, seed=config.seed
+            sd_dir,
+            base_bundle,
+            pairs_per_pattern=pairs,
+            steps=config.ceiling_steps,
+            seed=config.seed,
+            bridge=bridge,
         )
     return {
         **probes,
@@ -515,7 +533,7 @@ def run_probes(config: LabBuildConfig, sd_dir: Path, base_bundle, post_bundle) -
             sd_dir, pairs_per_pattern=pairs, seed=config.seed
         ),
         "feedback_alignment": feedback_alignment(
-            sd_dir, base_bundle, pairs_per_pattern=pairs, seed=config.seed
+            sd_dir, base_bundle, pairs_per_pattern=pairs, seed=config.seed, bridge=bridge
         ),
         "text_cosine_base": text_separation(base_bundle, pairs_per_pattern=2 * pairs, seed=config.seed),
         "text_cosine_post": text_separation(post_bundle, pairs_per_pattern=2 * pairs, seed=config.seed),

@@ -124,12 +124,20 @@ def _pattern_pairs(bundle, unet_config, pattern: str, count: int, rng: np.random
     return start, text, to_pixels(pixels, unet_config)
 
 
-def _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen) -> torch.Tensor:
-    """lab-sd's loss summed over images for one (t, noise) draw each, read at free embeddings."""
+def _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen, bridge=None) -> torch.Tensor:
+    """lab-sd's loss summed over images for one (t, noise) draw each, read at free embeddings.
+
+    ``bridge`` (a fixed map, :func:`trainer.feedback.bridge.text_bridge`) carries the CLIP's
+    embeddings to a lab-sd that reads captions through a text encoder of its own, as the
+    post-training projector starts; None = lab-sd reads this CLIP's space directly.
+    """
+    from trainer.feedback.conditions import unit_scaled
     from trainer.lab.diffusion_pretrain import embedding_condition
 
     noise = torch.randn(z0.shape, generator=gen)
     t = torch.randint(scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
+    if bridge is not None:
+        embeds = bridge(unit_scaled(embeds))
     condition = embedding_condition(embeds, prompt_states)
     pred = unet(scheduler.add_noise(z0, noise, t), t, encoder_hidden_states=condition).sample
     return F.mse_loss(pred, noise, reduction="none").flatten(1).mean(1).sum()
@@ -152,6 +160,7 @@ def feedback_ceiling(
     steps: int = 100,
     lr: float = 20.0,
     seed: int = 0,
+    bridge: torch.nn.Module | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per pattern: pair accuracy with the CLIP's own image embeddings ("before") and after
     ``steps`` of SGD on the embeddings themselves against lab-sd's loss ("after").
@@ -171,7 +180,7 @@ def feedback_ceiling(
         optimiser = torch.optim.SGD([embeds], lr=lr, momentum=0.9)
         for _ in range(steps):
             optimiser.zero_grad(set_to_none=True)
-            _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen).backward()
+            _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen, bridge).backward()
             optimiser.step()
         out[pattern] = {"before": pair_accuracy(start, text), "after": pair_accuracy(embeds.detach(), text)}
     return out
@@ -184,6 +193,7 @@ def feedback_alignment(
     pairs_per_pattern: int = 20,
     draws: int = 8,
     seed: int = 0,
+    bridge: torch.nn.Module | None = None,
 ) -> dict[str, float]:
     """Per pattern: % of images for which the descent direction of lab-sd's loss at the CLIP's
     own image embedding (averaged over ``draws`` (t, noise) draws) has a positive projection on
@@ -204,7 +214,7 @@ def feedback_alignment(
         own_minus_other = text - text.view(-1, 2, text.shape[-1]).flip(1).reshape_as(text)
         embeds = start.clone().requires_grad_(True)
         for _ in range(draws):
-            _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen).backward()
+            _embedding_loss(unet, scheduler, prompt_states, z0, embeds, gen, bridge).backward()
         descent = -embeds.grad
         out[pattern] = 100.0 * float(((descent * own_minus_other).sum(-1) > 0).float().mean())
     return out

@@ -468,3 +468,41 @@ def test_teacher_twins_are_hard_negatives_in_the_teacher_batch(tmp_path: Path) -
     assert not all(torch.equal(first[k], plain[k]) for k in text_keys)
     with pytest.raises(ValueError):
         ClipPretrainConfig(text_teacher_twins=1.5)
+
+
+def test_quick_build_with_a_diffusion_text_encoder_of_its_own(tmp_path: Path) -> None:
+    """``sd_text_teacher``: lab-sd reads captions through a teacher of its own, the base keeps its
+    tower, and post-training bridges the two with a projector fitted on the build's captions."""
+    from transformers import CLIPTextModelWithProjection
+
+    from trainer.backbones.factory import create_clip
+    from trainer.lab.pipeline import BRIDGE_CAPTIONS, DIVA_ID, LabBuildConfig, build_lab
+
+    teacher = {"text_teacher_steps": 6, "text_teacher_twins": 0.5, "batch_size": 32, "warmup_steps": 1}
+    config = LabBuildConfig.quick(
+        seed=2,
+        out=tmp_path / "lab",
+        sd_text_teacher=teacher,
+        bridge_captions=50,
+        recipe_overrides={"projector_init": "text"},
+        heldout_seeds=(),
+        plain_per_shape=0,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = build_lab(config)
+    finally:
+        torch.set_num_threads(threads)
+    captions = (config.out / "runs" / DIVA_ID / BRIDGE_CAPTIONS).read_text().splitlines()
+    assert len(captions) == 50
+    base = create_clip(str(result.models_dir / "lab-clip-base"))
+    sd_text = CLIPTextModelWithProjection.from_pretrained(
+        str(result.models_dir / "lab-sd"), subfolder="text_encoder"
+    )
+    text = base.tokenizer(captions[:4])
+    with torch.no_grad():
+        assert not torch.allclose(sd_text(text).text_embeds, base.model.encode_text(text), atol=1e-3)
+    lab = json.loads((result.report_dir / "lab.json").read_text())
+    assert len(lab["probes"]["feedback_alignment"]) == 9 and len(lab["probes"]["feedback_ceiling"]) == 9
+    assert lab["config"]["sd_text_teacher"]["text_teacher_steps"] == 6
