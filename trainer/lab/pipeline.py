@@ -432,6 +432,27 @@ def write_bridge_captions(path: Path, count: int, seed: int) -> Path:
     return path
 
 
+def lab_train_config(config: LabBuildConfig, run_dir: Path, paths: dict[str, str] | None = None):
+    """The recipe a build post-trains with: the recipe, ``paths`` (model, diffusion, data.path),
+    the build's seed and run folder, its overrides. A projector fitted on text
+    (``projector_init: text``) without captions of its own gets the lab's, written into ``run_dir``.
+    """
+    from trainer.recipes.schema import load_train_config
+
+    overrides = {
+        **(paths or {}),
+        "output_dir": str(run_dir),
+        "seed": config.seed,
+        "device": "cpu",
+        **config.recipe_overrides,
+    }
+    if overrides.get("projector_init") == "text" and "projector_captions" not in overrides:
+        # the lab's own captions: text only, the scenes are never drawn
+        captions = write_bridge_captions(run_dir / BRIDGE_CAPTIONS, config.bridge_captions, config.seed)
+        overrides["projector_captions"] = str(captions)
+    return load_train_config(config.recipe, overrides)
+
+
 def post_train(
     config: LabBuildConfig,
     base_dir: Path,
@@ -442,24 +463,11 @@ def post_train(
     stage: str = "post-train",
 ):
     """The project's trainer on the lab models; returns the post-trained bundle (in memory)."""
-    from trainer.recipes.schema import load_train_config
     from trainer.train import run_training
 
     _fresh(run_dir)  # a build starts from the base model, never from an older run's checkpoint
-    overrides = {
-        "model": str(base_dir),
-        "diffusion": str(sd_dir),
-        "data.path": str(images),
-        "output_dir": str(run_dir),
-        "seed": config.seed,
-        "device": "cpu",
-        **config.recipe_overrides,
-    }
-    if overrides.get("projector_init") == "text" and "projector_captions" not in overrides:
-        # the lab's own captions: text only, the scenes are never drawn
-        captions = write_bridge_captions(run_dir / BRIDGE_CAPTIONS, config.bridge_captions, config.seed)
-        overrides["projector_captions"] = str(captions)
-    train_config = load_train_config(config.recipe, overrides)
+    paths = {"model": str(base_dir), "diffusion": str(sd_dir), "data.path": str(images)}
+    train_config = lab_train_config(config, run_dir, paths)
     result = run_training(
         train_config,
         progress=lambda event: notify(stage, event.step, event.total, f"loss {event.loss:.3f}"),

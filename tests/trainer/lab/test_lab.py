@@ -60,7 +60,7 @@ def test_fresh_looks_change_only_the_image_phase(tmp_path: Path) -> None:
 
 def test_text_teacher_lends_its_frozen_text_tower(tmp_path: Path) -> None:
     """Two-phase pretraining: the text tower is exactly a full-caption CLIP's, the image tower new."""
-    from trainer.lab.clip_pretrain import TEXT_PARTS, ClipPretrainConfig, pretrain_clip
+    from trainer.lab.clip_pretrain import TEXT_PARTS, ClipPretrainConfig, pretrain_clip, train_text_teacher
     from trainer.lab.data import make_scene_set
     from trainer.scenes import CaptionBias
 
@@ -74,6 +74,9 @@ def test_text_teacher_lends_its_frozen_text_tower(tmp_path: Path) -> None:
     text_keys = [k for k in student if k.split(".")[0] in TEXT_PARTS and k != "attn_mask"]
     assert text_keys and all(torch.equal(student[k], teacher[k]) for k in text_keys)
     assert not torch.equal(student["visual.proj"], teacher["visual.proj"])
+    # the teacher phase alone (what a lab-sd with a text encoder of its own reads through) is the same
+    alone = train_text_teacher(two_phase, data, tmp_path / "alone", seed=5).model.state_dict()
+    assert all(torch.equal(student[k], alone[k]) for k in text_keys)
 
 
 def test_quick_build_end_to_end(tmp_path: Path) -> None:
@@ -327,20 +330,32 @@ def test_earlier_builds_ship_as_configs(name: str, draws: dict, attention_blocks
     assert sum(kind.startswith("CrossAttn") for kind in unet.config.down_block_types) == attention_blocks
 
 
-def test_every_shipped_build_config_validates() -> None:
+def test_every_shipped_build_config_validates(tmp_path: Path) -> None:
     """A config under trainer/lab/configs is a documented command; a renamed field must fail here."""
     import yaml
 
-    from trainer.lab.pipeline import LabBuildConfig
+    from trainer.lab.pipeline import LabBuildConfig, lab_train_config
     from trainer.recipes.schema import load_train_config
 
     folder = Path(__file__).resolve().parents[3] / "trainer" / "lab" / "configs"
     configs = {path.name: yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))}
-    assert {"32px.yaml", "32px-fast.yaml", "fresh-looks.yaml", "text-teacher.yaml"} <= set(configs)
-    for data in configs.values():
+    expected = {
+        "32px.yaml",
+        "32px-fast.yaml",
+        "fresh-looks.yaml",
+        "text-teacher.yaml",
+        "sd-text-teacher.yaml",
+    }
+    assert expected <= set(configs)
+    for name, data in configs.items():
         config = LabBuildConfig.model_validate(data)
         # post-training runs last, after an hour of pretraining: a bad override must fail here
-        load_train_config(config.recipe, config.recipe_overrides)
+        lab_train_config(config, tmp_path / name)
+    own_text = LabBuildConfig.model_validate(configs["sd-text-teacher.yaml"])
+    assert own_text.clip == LabBuildConfig().clip, "the base is the default build's"
+    assert own_text.sd_text_teacher is not None and own_text.sd_text_teacher.text_teacher_twins > 0
+    recipe = lab_train_config(own_text, tmp_path / "own")
+    assert recipe.projector_init == "text" and Path(recipe.projector_captions).is_file()
     fresh = LabBuildConfig.model_validate(configs["fresh-looks.yaml"])
     assert fresh.clip.fresh_style_share > 0 and fresh.clip.steps > LabBuildConfig().clip.steps
     assert fresh.diffusion == LabBuildConfig().diffusion, "lab-sd is the default build's"
