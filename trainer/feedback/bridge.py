@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from trainer.feedback.conditions import unit_scaled
+from trainer.feedback.diffusion import prompt_ids
 
 BATCH = 256
 
@@ -63,18 +64,9 @@ def diffusion_text_embeddings(folder: str | Path, captions: list[str]) -> torch.
     kind = CLIPTextModelWithProjection if projected else CLIPTextModel
     encoder = kind.from_pretrained(str(folder), subfolder="text_encoder").eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder), subfolder="tokenizer")
-    length = int(tokenizer.model_max_length)
-    if length > 4096:  # tokenizers without a declared limit report a huge sentinel
-        length = int(encoder.config.max_position_embeddings)
     parts = []
     for i in range(0, len(captions), BATCH):
-        ids = tokenizer(
-            captions[i : i + BATCH],
-            padding="max_length",
-            max_length=length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
+        ids = prompt_ids(encoder, tokenizer, captions[i : i + BATCH])
         out = encoder(ids)
         parts.append(out.text_embeds if projected else out.pooler_output)
     return torch.cat(parts).float()
@@ -97,20 +89,23 @@ def fit_bridge(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
     return solution[:-1].T.contiguous(), solution[-1].contiguous()
 
 
-def init_text_bridge(
-    projector: nn.Module, bundle, diffusion_folder: str | Path, captions: list[str], normalize: bool
-) -> float:
-    """Set a linear ``projector`` to the fitted map; return the mean cosine it reaches on the captions.
+def caption_embeddings(
+    bundle, diffusion_folder: str | Path, captions: list[str], normalize: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pairs a bridge is fitted on: the CLIP's and the diffusion model's embeddings of ``captions``.
 
     ``normalize`` is the condition's: both sides are direction-only (``unit_scaled``) as the
     condition and a lab-sd trained on :func:`~trainer.lab.diffusion_pretrain.embedding_condition` see them.
     """
-    if not isinstance(projector, nn.Linear):
-        raise ValueError(f"projector_init text needs a linear projector, got {type(projector).__name__}")
     source = clip_text_embeddings(bundle, captions)
     target = diffusion_text_embeddings(diffusion_folder, captions)
     if normalize:
         source, target = unit_scaled(source), unit_scaled(target)
+    return source, target
+
+
+def load_bridge(projector: nn.Linear, source: torch.Tensor, target: torch.Tensor) -> float:
+    """Set ``projector`` to the map fitted on the pairs; return the mean cosine it reaches on them."""
     if (target.shape[1], source.shape[1]) != tuple(projector.weight.shape):
         raise ValueError(
             f"projector is {tuple(projector.weight.shape)} but the embeddings are "
@@ -124,11 +119,20 @@ def init_text_bridge(
     return float(torch.nn.functional.cosine_similarity(fitted, target, dim=-1).mean())
 
 
+def init_text_bridge(
+    projector: nn.Module, bundle, diffusion_folder: str | Path, captions: list[str], normalize: bool
+) -> float:
+    """Set a linear ``projector`` to the fitted map; return the mean cosine it reaches on the captions."""
+    if not isinstance(projector, nn.Linear):
+        raise ValueError(f"projector_init text needs a linear projector, got {type(projector).__name__}")
+    return load_bridge(projector, *caption_embeddings(bundle, diffusion_folder, captions, normalize))
+
+
 def text_bridge(
     bundle, diffusion_folder: str | Path, captions: list[str], normalize: bool = True
 ) -> nn.Linear:
     """A frozen fitted map from ``bundle``'s joint space to the diffusion condition (probes)."""
-    width_out = diffusion_text_embeddings(diffusion_folder, captions[:2]).shape[1]
-    bridge = nn.Linear(bundle.embed_dim, width_out)
-    init_text_bridge(bridge, bundle, diffusion_folder, captions, normalize)
+    source, target = caption_embeddings(bundle, diffusion_folder, captions, normalize)
+    bridge = nn.Linear(source.shape[1], target.shape[1])
+    load_bridge(bridge, source, target)
     return bridge.requires_grad_(False)

@@ -214,12 +214,19 @@ class FrozenDiffusion:
         return per.view(batch, draws), pred.view(batch, draws, *shape)
 
 
-@torch.no_grad()
-def encode_prompt(text_encoder: torch.nn.Module, tokenizer: Any, prompt: str) -> torch.Tensor:
-    """The text embedding [1, L, C] of ``prompt``, padded to the tokenizer's max length (SD style)."""
+def prompt_ids(text_encoder: torch.nn.Module, tokenizer: Any, texts: str | list[str]) -> torch.Tensor:
+    """Token ids [N, L] of ``texts``, padded to the tokenizer's max length (SD style)."""
     length = int(tokenizer.model_max_length)
     if length > 4096:  # tokenizers without a declared limit report a huge sentinel
         length = int(text_encoder.config.max_position_embeddings)
-    ids = tokenizer(prompt, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+    return tokenizer(
+        texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
+    ).input_ids
+
+
+@torch.no_grad()
+def encode_prompt(text_encoder: torch.nn.Module, tokenizer: Any, prompt: str) -> torch.Tensor:
+    """The text embedding [1, L, C] of ``prompt``, padded to the tokenizer's max length (SD style)."""
+    ids = prompt_ids(text_encoder, tokenizer, prompt)
     text_encoder.eval()
-    return text_encoder(ids.input_ids).last_hidden_state
+    return text_encoder(ids).last_hidden_state
