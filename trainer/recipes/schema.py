@@ -83,6 +83,13 @@ class LossConfig(_Strict):
         description="+ this x KL(base || trained) of each crop's softmax over zeroshot_classes "
         "(ZSCL-style zero-shot preservation, trainer.train.anchor); 0 = off.",
     )
+    zeroshot_level_weight: float = Field(
+        0.0,
+        ge=0,
+        description="+ this x the squared change of each crop's mean logit over zeroshot_classes "
+        "(trainer.train.anchor): the shift common to every class, which the softmax of "
+        "zeroshot_weight cannot see but text-to-image retrieval ranks images by; 0 = off.",
+    )
     zeroshot_classes: list[str] | str | None = Field(
         None, description="Class names to keep zero-shot accuracy on, or a text file of them (one per line)."
     )
@@ -91,7 +98,12 @@ class LossConfig(_Strict):
     @property
     def uses_base_anchor(self) -> bool:
         """Whether a term compares with the frozen base tower (trainer.train.anchor)."""
-        return self.anchor_weight > 0 or self.zeroshot_weight > 0
+        return self.anchor_weight > 0 or self.uses_class_texts
+
+    @property
+    def uses_class_texts(self) -> bool:
+        """Whether a term reads the class vocabulary (``zeroshot_classes``)."""
+        return self.zeroshot_weight > 0 or self.zeroshot_level_weight > 0
 
 
 class TrainConfig(_Strict):

@@ -10,6 +10,11 @@ measured against a frozen copy of the tower as loaded, on the same crops the fee
   over a class vocabulary's text embeddings, at the CLIP's own logit scale. It only resists
   changes that alter how the image ranks those classes, so detail the classes do not name (a
   direction, a count) is free to move.
+* ``zeroshot_level``: the squared change of the image's mean logit over the same classes. A
+  softmax cannot see a shift common to every class, but text-to-image retrieval (MMVP-VLM's
+  protocol: which of two images matches a statement) ranks images by exactly that level. In the
+  lab, feedback raised hollow shapes' similarity to every text and lowered filled ones', so both
+  statements of a state pair came to pick the hollow image (docs/lab-log.md, fourteenth session).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class BaseAnchor(nn.Module):
         object.__setattr__(self, "reference", reference.requires_grad_(False).eval())
         self.drift_weight = config.anchor_weight
         self.zeroshot_weight = config.zeroshot_weight
+        self.level_weight = config.zeroshot_level_weight
         self.logit_scale = logit_scale
         texts = F.normalize(class_texts, dim=-1) if class_texts is not None else torch.empty(0)
         self.register_buffer("class_texts", texts, persistent=False)
@@ -67,12 +73,21 @@ class BaseAnchor(nn.Module):
         loss = torch.zeros((), device=pooled.device)
         if self.drift_weight > 0:
             loss = loss + self.drift_weight * (1.0 - F.cosine_similarity(pooled, base, dim=-1).mean())
-        if self.zeroshot_weight > 0:
+        if self.zeroshot_weight > 0 or self.level_weight > 0:
             texts = self.class_texts
-            teacher = F.log_softmax(self.logit_scale * F.normalize(base, dim=-1) @ texts.T, dim=-1)
-            student = F.log_softmax(self.logit_scale * F.normalize(pooled, dim=-1) @ texts.T, dim=-1)
-            kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
-            loss = loss + self.zeroshot_weight * kl
+            teacher = self.logit_scale * F.normalize(base, dim=-1) @ texts.T
+            student = self.logit_scale * F.normalize(pooled, dim=-1) @ texts.T
+            if self.zeroshot_weight > 0:
+                kl = F.kl_div(
+                    F.log_softmax(student, dim=-1),
+                    F.log_softmax(teacher, dim=-1),
+                    log_target=True,
+                    reduction="batchmean",
+                )
+                loss = loss + self.zeroshot_weight * kl
+            if self.level_weight > 0:
+                shift = student.mean(dim=-1) - teacher.mean(dim=-1)
+                loss = loss + self.level_weight * shift.square().mean()
         return loss
 
 
@@ -89,9 +104,12 @@ def build_anchor(bundle, tower: nn.Module, config: LossConfig, device: torch.dev
     if not config.uses_base_anchor:
         return None
     texts = None
-    if config.zeroshot_weight > 0:
+    if config.uses_class_texts:
         if config.zeroshot_classes is None:
-            raise ValueError("loss.zeroshot_weight > 0 needs loss.zeroshot_classes (names or a file)")
+            raise ValueError(
+                "loss.zeroshot_weight or loss.zeroshot_level_weight > 0 needs loss.zeroshot_classes "
+                "(names or a file)"
+            )
         texts = class_text_embeddings(bundle, read_classes(config.zeroshot_classes), config.zeroshot_template)
     scale = float(bundle.model.logit_scale.exp()) if hasattr(bundle.model, "logit_scale") else 100.0
     # The reference sits off the module tree, so it is moved here, not by Student.to().

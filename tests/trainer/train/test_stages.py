@@ -89,8 +89,9 @@ def test_speed_and_memory_knobs_do_not_change_the_math(make_recipe, tmp_path):
     [
         {"anchor_weight": 5.0},
         {"zeroshot_weight": 5.0, "zeroshot_classes": ["cat", "dog", "car", "tree"]},
+        {"zeroshot_level_weight": 5.0, "zeroshot_classes": ["cat", "dog", "car", "tree"]},
     ],
-    ids=["drift", "zeroshot"],
+    ids=["drift", "zeroshot", "level"],
 )
 def test_anchor_terms_are_zero_at_the_base_and_grow_as_the_tower_moves(make_recipe, make_batch, anchor):
     from trainer.train.loop import feedback_loss
@@ -116,6 +117,36 @@ def test_anchor_terms_are_zero_at_the_base_and_grow_as_the_tower_moves(make_reci
     assert result.steps_done == 3 and torch.isfinite(torch.tensor(result.final_loss))
 
 
+def test_the_level_term_sees_a_shift_common_to_every_class_that_the_softmax_cannot():
+    """An embedding that moves closer to every class text by the same amount keeps its softmax
+    (KL 0) but ranks higher against other images for any of those texts: the level term pays."""
+    from types import SimpleNamespace
+
+    from trainer.recipes.schema import LossConfig
+    from trainer.train.anchor import BaseAnchor
+
+    classes, width, shift = 4, 8, 0.05
+    base = torch.zeros(1, width)
+    base[0, :classes] = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    base[0, classes] = (1 - base.square().sum()).sqrt()
+    moved = base.clone()
+    moved[0, :classes] += shift  # + shift to the cosine with every class text (orthonormal texts)
+    moved[0, classes] = (1 - moved[0, :classes].square().sum()).sqrt()  # still a unit vector
+
+    class Frozen(torch.nn.Module):
+        def forward(self, pixels):
+            return SimpleNamespace(pooled=base)
+
+    texts = torch.eye(width)[:classes]
+
+    def anchor_loss(**weights):
+        config = LossConfig(zeroshot_classes=["a", "b", "c", "d"], **weights)
+        return float(BaseAnchor(Frozen(), config, texts, logit_scale=10.0)(moved, torch.zeros(1)))
+
+    assert anchor_loss(zeroshot_weight=1.0) == pytest.approx(0.0, abs=1e-6)  # float32 rounding
+    assert anchor_loss(zeroshot_level_weight=1.0) == pytest.approx((10.0 * shift) ** 2, rel=1e-4)
+
+
 def test_zeroshot_classes_come_from_a_file_and_must_not_be_empty(make_recipe, tmp_path):
     from trainer.train.anchor import read_classes
 
@@ -126,8 +157,9 @@ def test_zeroshot_classes_come_from_a_file_and_must_not_be_empty(make_recipe, tm
         read_classes(str(tmp_path / "missing.txt"))
     with pytest.raises(ValueError, match="empty"):
         read_classes(["", ""])
-    with pytest.raises(ValueError, match="zeroshot_classes"):
-        build_setup(make_recipe(loss={"zeroshot_weight": 1.0}), torch.device("cpu"), torch.float32)
+    for weight in ("zeroshot_weight", "zeroshot_level_weight"):
+        with pytest.raises(ValueError, match="zeroshot_classes"):
+            build_setup(make_recipe(loss={weight: 1.0}), torch.device("cpu"), torch.float32)
 
 
 def test_a_frozen_identity_projector_hands_the_tower_its_own_embedding(make_recipe, make_batch):
