@@ -49,7 +49,7 @@ class Student(nn.Module):
         if not with_anchor:
             return condition
         if self.anchor is None:
-            raise ValueError("with_anchor needs loss.anchor_weight, zeroshot_weight or zeroshot_level_weight > 0")
+            raise ValueError("with_anchor needs an anchor term: loss.anchor_weight or a zeroshot weight > 0")
         return condition, self.anchor(tokens.pooled, pixels)
 
 
