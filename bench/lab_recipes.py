@@ -31,7 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shipped": {},
     "one-draw": {"timestep_draws": 1},
     "infonce": {"loss.kind": "infonce", "loss.mse_weight": 1000.0, "loss.zeroshot_weight": 30.0},
-    "no-distillation": {"loss.zeroshot_weight": 0.0},
+    "no-distillation": {"loss.zeroshot_weight": 0.0, "loss.zeroshot_level_weight": 0.0},
 }
 SPEED_FLAGS: dict[str, dict[str, Any]] = {
     "channels-last": {"channels_last": True},

@@ -16,6 +16,9 @@ from typing import Any
 
 from trainer.artifacts import BUILTIN_MODELS_DIR
 
+# The successor rows of docs/lab.md were measured before lab-diva gained its level term
+# (loss.zeroshot_level_weight, fourteenth session); they keep it off, so they run as measured.
+AS_MEASURED: dict[str, Any] = {"loss.zeroshot_level_weight": 0.0}
 SUCCESSOR_RECIPES: dict[str, dict[str, Any]] = {
     "diva-condition": {  # DIVA's own: CLS + every patch token, random Linear, full tower, SGD, MSE
         "condition": {"kind": "cls_plus_all", "combine": "mean"},
@@ -30,10 +33,11 @@ SUCCESSOR_RECIPES: dict[str, dict[str, Any]] = {
         "loss.mse_weight": 1000,
         "loss.zeroshot_weight": 30,
         "steps": 1200,
+        **AS_MEASURED,
     },
-    "two-stage": {"projector_warmup_steps": 300},  # projector alone first, then LoRA
-    "genhancer": {},  # the shipped recipe against GenHancer's own denoiser (SUCCESSOR_DENOISERS)
-    "lab-diva": {},  # the shipped recipe (CLS-only condition, LoRA, ZSCL distillation)
+    "two-stage": {"projector_warmup_steps": 300, **AS_MEASURED},  # projector alone first, then LoRA
+    "genhancer": dict(AS_MEASURED),  # lab-diva against GenHancer's own denoiser (SUCCESSOR_DENOISERS)
+    "lab-diva": {},  # the shipped recipe (CLS-only condition, LoRA, ZSCL distillation and level)
 }
 # Recipes that learn from a denoiser of their own rather than lab-sd: DiffusionPretrainConfig
 # changes, trained on the build's pretraining scenes against the frozen base before post-training.

@@ -379,7 +379,7 @@ def test_lab_recipe_distils_zero_shot_over_the_lab_benchmark_classes():
     from trainer.recipes.schema import load_train_config
 
     loss = load_train_config("lab-diva").loss
-    assert loss.zeroshot_weight > 0
+    assert loss.zeroshot_weight > 0 and loss.zeroshot_level_weight > 0
     assert loss.zeroshot_classes == [name for task in CLASSNAMES.values() for name in task.values()]
 
 
