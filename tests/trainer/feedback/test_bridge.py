@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.feedback.bridge import fit_bridge, init_text_bridge, read_captions
+from trainer.feedback.bridge import clip_text_embeddings, fit_bridge, init_text_bridge, read_captions
 
 BUILTIN = Path("trainer/lab/builtin")
 
@@ -43,8 +43,14 @@ def test_the_lab_pair_fits_to_the_identity(tmp_path: Path) -> None:
     bundle = create_clip(str(BUILTIN / "lab-clip-base"))
     projector = torch.nn.Linear(bundle.embed_dim, bundle.embed_dim)
     cosine = init_text_bridge(projector, bundle, BUILTIN / "lab-sd", captions, normalize=True)
-    assert cosine > 0.999  # it acts as the identity on the captions' span (a few directions stay free)
-    assert float(projector.weight.diagonal().mean()) > 0.99
+    assert cosine > 0.999  # it acts as the identity on the captions' span
+    # ... and on captions it was not fitted on. Not on every direction: those no caption spans stay
+    # free, and the rotation found there depends on the machine's LAPACK (diagonal 0.98-0.99).
+    unseen = read_captions(write_bridge_captions(tmp_path / "unseen.txt", 200, seed=1))
+    texts = clip_text_embeddings(bundle, unseen)
+    with torch.no_grad():
+        mapped = projector(texts)
+    assert float(torch.nn.functional.cosine_similarity(mapped, texts).mean()) > 0.99
     with pytest.raises(ValueError, match="linear"):
         init_text_bridge(torch.nn.Sequential(), bundle, BUILTIN / "lab-sd", captions, normalize=True)
 
