@@ -62,6 +62,7 @@ class BaseAnchor(nn.Module):
         self.drift_weight = config.anchor_weight
         self.zeroshot_weight = config.zeroshot_weight
         self.level_weight = config.zeroshot_level_weight
+        self.uses_class_texts = config.uses_class_texts
         self.logit_scale = logit_scale
         texts = F.normalize(class_texts, dim=-1) if class_texts is not None else torch.empty(0)
         self.register_buffer("class_texts", texts, persistent=False)
@@ -73,7 +74,7 @@ class BaseAnchor(nn.Module):
         loss = torch.zeros((), device=pooled.device)
         if self.drift_weight > 0:
             loss = loss + self.drift_weight * (1.0 - F.cosine_similarity(pooled, base, dim=-1).mean())
-        if self.zeroshot_weight > 0 or self.level_weight > 0:
+        if self.uses_class_texts:
             texts = self.class_texts
             teacher = self.logit_scale * F.normalize(base, dim=-1) @ texts.T
             student = self.logit_scale * F.normalize(pooled, dim=-1) @ texts.T
