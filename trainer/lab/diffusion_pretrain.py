@@ -30,7 +30,7 @@ from trainer.feedback.conditions import unit_scaled
 from trainer.feedback.diffusion import DEFAULT_PROMPT, pixel_latents
 from trainer.feedback.reference import SD_SCHEDULER
 from trainer.lab.clip_pretrain import lr_at
-from trainer.lab.data import SceneSet, normalise
+from trainer.lab.data import SceneSet, fresh_looks, normalise
 from trainer.scenes import CaptionBias
 
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
@@ -112,6 +112,15 @@ class DiffusionPretrainConfig(BaseModel):
         description="Min-SNR-gamma loss weighting (Hang et al. 2023, diffusers' compute_snr): each "
         "sample's epsilon loss times min(SNR, gamma) / SNR. Low-noise steps, whose loss is large but "
         "which need no caption to denoise, then stop dominating the updates (None = plain MSE).",
+    )
+    fresh_style_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of each batch redrawn at every step in a new random look "
+        "(trainer.lab.data.fresh_looks, as ClipPretrainConfig.fresh_style_share does for the CLIP), "
+        "so lab-sd has seen the world the fresh-look CLIP has, and can denoise feedback images drawn "
+        "in those looks. The captions never state a look. 0 = the batch as rendered.",
     )
     ema_decay: float = Field(
         0.0, ge=0, lt=1, description="EMA decay of the UNet's weights, saved instead of the last (0 = off)."
@@ -251,14 +260,16 @@ def pretrain_diffusion(
     ema = EMAModel(params, decay=config.ema_decay, use_ema_warmup=True) if config.ema_decay else None
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
+    looks = np.random.default_rng([seed, 5])  # a stream of its own: batches and captions stay the same
     for step in range(config.steps):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, config.steps, config.lr, config.warmup_steps)
         index = torch.randint(len(data), (config.batch_size,), generator=gen)
         sampled = data.captions(index, rng, config.caption_bias)
         dropped = [rng.random() < config.prompt_drop for _ in sampled]
+        pixels = fresh_looks(data, index, config.fresh_style_share, looks)
         if config.condition_source == "image":  # no caption is read: only the drop applies
-            condition = image_condition(clip, data.images[index], prompt_states)
+            condition = image_condition(clip, pixels, prompt_states)
             condition[torch.tensor(dropped)] = prompt_states.to(condition.dtype)
         else:
             ids = tokenize(tokenizer, [DEFAULT_PROMPT if d else c for d, c in zip(dropped, sampled)])
@@ -270,7 +281,7 @@ def pretrain_diffusion(
                 condition = embedding_condition(embeds, prompt_states)
             else:
                 condition = caption_condition(text_encoder, ids, prompt_states)
-        z0 = to_pixels(data.images[index], unet.config)
+        z0 = to_pixels(pixels, unet.config)
         noise = torch.randn(z0.shape, generator=gen)
         t = torch.randint(scheduler.config.num_train_timesteps, (len(index),), generator=gen)
         noisy = scheduler.add_noise(z0, noise, t)

@@ -61,8 +61,9 @@ class LabBuildConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="Share of the CLIP's pretraining images drawn in a random look "
-        "(trainer.scenes.render.sample_style: canvas, edges, size, place, tilt); lab-sd, the feedback "
-        "images and the benchmark stay canonical. 0 = every image canonical.",
+        "(trainer.scenes.render.sample_style: canvas, edges, size, place, tilt); lab-sd and the feedback "
+        "images have knobs of their own (diffusion.fresh_style_share, feedback_style_share), the "
+        "benchmark stays canonical. 0 = every image canonical.",
     )
     clip_looks: int = Field(
         1, ge=1, description="Drawings of each CLIP pretraining scene (fresh looks when styled)."
@@ -73,6 +74,14 @@ class LabBuildConfig(BaseModel):
         description="Images (no captions) written for post-training. 8,000 distinct images instead "
         "of 2,000 seen about five times each: +12.5 against +11.7 on the development draw "
         "(16,000: +12.5 too; docs/lab-log.md, tenth session).",
+    )
+    feedback_style_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the feedback images drawn in a random look (sample_style, from a "
+        "stream of their own: the scenes are those of the canonical set). With a fresh-look CLIP and "
+        "lab-sd, post-training then sees the world both were pretrained on. 0 = all canonical.",
     )
     image_size: int = Field(64, ge=16)
     clip: ClipPretrainConfig = Field(default_factory=ClipPretrainConfig)
@@ -248,7 +257,7 @@ def build_lab(config: LabBuildConfig, *, progress: StageProgress | None = None) 
             else data
         )
     feedback_dir = write_feedback_images(
-        out / "images", config.feedback_images, config.seed, config.image_size
+        out / "images", config.feedback_images, config.seed, config.image_size, config.feedback_style_share
     )
     benchmark = make_lab_benchmark(
         out / "benchmark",
@@ -403,17 +412,23 @@ def reuse_models(source: Path, models: Path, notify: StageProgress):
     return bundle
 
 
-def write_feedback_images(folder: Path, count: int, seed: int, size: int) -> Path:
-    """Caption-free PNGs for post-training (a stream of scenes apart from the pretraining set)."""
+def write_feedback_images(folder: Path, count: int, seed: int, size: int, style_share: float = 0.0) -> Path:
+    """Caption-free PNGs for post-training (a stream of scenes apart from the pretraining set),
+    about ``style_share`` of them drawn in a random look. The looks come from a stream of their
+    own, so the scenes are the same whatever the share."""
     import numpy as np
 
     from trainer.scenes import render, sample_scene
+    from trainer.scenes.render import CANONICAL, sample_style
 
     _fresh(folder)
     folder.mkdir(parents=True)
     rng = np.random.default_rng([seed, 1])
+    looks = np.random.default_rng([seed, 1, 3])
     for index in range(count):
-        render(sample_scene(rng), size).save(folder / f"{index:06d}.png")
+        scene = sample_scene(rng)
+        style = sample_style(looks, scene) if style_share and looks.random() < style_share else CANONICAL
+        render(scene, size, style).save(folder / f"{index:06d}.png")
     return folder
 
 

@@ -295,6 +295,33 @@ def test_lab_sd_condition_noise_is_deterministic_augmentation(tiny_lab_sd) -> No
     assert not _equal(noisy, tiny_lab_sd("clean"))
 
 
+def test_lab_sd_fresh_looks_are_deterministic_and_change_what_it_learns(tiny_lab_sd) -> None:
+    """``fresh_style_share`` redraws lab-sd's batches from a stream of its own: the same run twice
+    is the same UNet, and not the canonical one."""
+    fresh = tiny_lab_sd("fresh", fresh_style_share=1.0)
+    assert _equal(fresh, tiny_lab_sd("fresh-again", fresh_style_share=1.0))
+    assert not _equal(fresh, tiny_lab_sd("canonical"))
+
+
+def test_feedback_images_in_fresh_looks_keep_their_scenes(tmp_path: Path) -> None:
+    """``feedback_style_share`` draws about that share of the feedback images in a random look;
+    the scenes come from the same stream, so the canonical ones are the canonical set's, byte
+    for byte, and share 0 is that set."""
+    from PIL import Image
+
+    from trainer.lab.pipeline import write_feedback_images
+
+    def pixels(folder: Path) -> list[np.ndarray]:
+        return [np.asarray(Image.open(path)) for path in sorted(folder.glob("*.png"))]
+
+    canonical = pixels(write_feedback_images(tmp_path / "canonical", 40, seed=3, size=32))
+    styled = pixels(write_feedback_images(tmp_path / "styled", 40, seed=3, size=32, style_share=0.5))
+    same = [np.array_equal(a, b) for a, b in zip(canonical, styled)]
+    assert len(styled) == 40 and 0.25 < 1 - np.mean(same) < 0.75
+    again = pixels(write_feedback_images(tmp_path / "again", 40, seed=3, size=32, style_share=0.5))
+    assert all(np.array_equal(a, b) for a, b in zip(styled, again))
+
+
 def test_lab_sd_caption_bias_leaves_fine_properties_unsaid(tiny_lab_sd) -> None:
     from trainer.scenes import CaptionBias
 
@@ -343,6 +370,7 @@ def test_every_shipped_build_config_validates(tmp_path: Path) -> None:
         "32px.yaml",
         "32px-fast.yaml",
         "fresh-looks.yaml",
+        "fresh-world.yaml",
         "text-teacher.yaml",
         "sd-text-teacher.yaml",
     }
@@ -359,6 +387,9 @@ def test_every_shipped_build_config_validates(tmp_path: Path) -> None:
     fresh = LabBuildConfig.model_validate(configs["fresh-looks.yaml"])
     assert fresh.clip.fresh_style_share > 0 and fresh.clip.steps > LabBuildConfig().clip.steps
     assert fresh.diffusion == LabBuildConfig().diffusion, "lab-sd is the default build's"
+    world = LabBuildConfig.model_validate(configs["fresh-world.yaml"])
+    assert world.clip == fresh.clip, "the fresh-look CLIP of fresh-looks.yaml"
+    assert world.diffusion.fresh_style_share > 0 and world.feedback_style_share > 0
     teacher = LabBuildConfig.model_validate(configs["text-teacher.yaml"])
     assert teacher.clip.text_teacher_twins > 0
     assert teacher.clip.text_teacher_steps > LabBuildConfig().clip.text_teacher_steps
