@@ -52,8 +52,14 @@ def make_scene_set(
         return _rendered(scenes, size)
     stream = np.random.default_rng([seed, 3])
     drawn = [scene for scene in scenes for _ in range(looks)]
-    styles = [sample_style(stream, scene) if stream.random() < style_share else CANONICAL for scene in drawn]
+    styles = [random_look(stream, scene, style_share) for scene in drawn]
     return _rendered(drawn, size, styles)
+
+
+def random_look(stream: np.random.Generator, scene: Scene, share: float) -> RenderStyle:
+    """A random look for ``scene`` with probability ``share``, else the canonical one; no draw
+    is taken at share 0, so a canonical set's stream is untouched."""
+    return sample_style(stream, scene) if share and stream.random() < share else CANONICAL
 
 
 def make_twin_pairs(

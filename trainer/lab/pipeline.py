@@ -418,8 +418,8 @@ def write_feedback_images(folder: Path, count: int, seed: int, size: int, style_
     own, so the scenes are the same whatever the share."""
     import numpy as np
 
+    from trainer.lab.data import random_look
     from trainer.scenes import render, sample_scene
-    from trainer.scenes.render import CANONICAL, sample_style
 
     _fresh(folder)
     folder.mkdir(parents=True)
@@ -427,8 +427,7 @@ def write_feedback_images(folder: Path, count: int, seed: int, size: int, style_
     looks = np.random.default_rng([seed, 1, 3])
     for index in range(count):
         scene = sample_scene(rng)
-        style = sample_style(looks, scene) if style_share and looks.random() < style_share else CANONICAL
-        render(scene, size, style).save(folder / f"{index:06d}.png")
+        render(scene, size, random_look(looks, scene, style_share)).save(folder / f"{index:06d}.png")
     return folder
 
 
